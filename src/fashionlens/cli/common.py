@@ -1,0 +1,79 @@
+"""Shared CLI plumbing: one clear error line + exit code 2, human tables or --json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Errors users cause (bad path, unknown name, bad column): one line, exit code 2, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, KeyError, ValueError, LookupError, RuntimeError)
+
+
+def friendly_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except USER_ERRORS as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            typer.echo(f"error: {msg}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
+
+
+def _default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        typer.echo("(no results)")
+        return
+    cols = list(columns or rows[0].keys())
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*[_fmt(r.get(c, "")) for c in cols])
+    Console().print(table)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def parse_filters(filters: Sequence[str] | None) -> dict[str, str]:
+    """`COL=VALUE` (or `COL:VALUE`) strings -> {col: value}."""
+    out: dict[str, str] = {}
+    for f in filters or []:
+        sep = "=" if "=" in f else ":"
+        col, _, val = f.partition(sep)
+        if not col or not val:
+            raise ValueError(f"bad filter '{f}': expected COL=VALUE")
+        out[col.strip()] = val.strip()
+    return out

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real data beside the repo, tiny catalogs written in the test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared/data is missing (expected at {SHARED}); CI lays it beside the clone")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def myntra_dir(shared_data: Path) -> Path:
+    return shared_data / "myntra"
+
+
+@pytest.fixture(scope="session")
+def myntra_small(myntra_dir: Path):
+    """A fixed 400-item sample of the real Myntra catalog (validated)."""
+    from fashionlens.catalog import load_catalog
+
+    return load_catalog(myntra_dir, check_images=False).sample(400, seed=0)
+
+
+def write_image(path: Path, color=(200, 30, 30), size=(60, 80)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+@pytest.fixture()
+def tiny_kaggle(tmp_path: Path) -> Path:
+    """A 12-item Kaggle-layout catalog of solid-colour photos with two article types."""
+    rng = np.random.default_rng(0)
+    rows = ["id,masterCategory,subCategory,articleType,baseColour,usage,productDisplayName"]
+    for i in range(12):
+        kind = "Tshirts" if i % 2 else "Shoes"
+        colour = ("Red", (220, 20, 20)) if i % 3 else ("Blue", (20, 20, 220))
+        jitter = tuple(int(c + rng.integers(-10, 10)) % 256 for c in colour[1])
+        write_image(tmp_path / "images" / f"{i}.jpg", jitter)
+        rows.append(f"{i},Apparel,Topwear,{kind},{colour[0]},Casual,{colour[0]} {kind} number {i}")
+    (tmp_path / "styles.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
