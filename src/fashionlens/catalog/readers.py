@@ -57,8 +57,7 @@ def load_catalog(
 
 def _read_kaggle(folder: Path) -> tuple[pd.DataFrame, Path]:
     """styles.csv (small or full set) + images/<id>.jpg; productDisplayName is the text."""
-    # The full Kaggle set has rows with unquoted commas in the name: read them, don't drop them.
-    raw = pd.read_csv(folder / "styles.csv", dtype=str, on_bad_lines=_merge_extra_fields, engine="python")
+    raw = _read_styles(folder / "styles.csv")
     if "id" not in raw.columns:
         raise CatalogError(f"{folder / 'styles.csv'}: no 'id' column")
     df = raw.rename(columns={"productDisplayName": "text"})
@@ -68,9 +67,18 @@ def _read_kaggle(folder: Path) -> tuple[pd.DataFrame, Path]:
     return _order(df), folder
 
 
-def _merge_extra_fields(fields: list[str]) -> list[str]:
-    # productDisplayName is the last column: glue any spill-over back into it
-    return fields[:9] + [",".join(fields[9:])] if len(fields) > 10 else fields
+def _read_styles(path: Path) -> pd.DataFrame:
+    """The full Kaggle set has rows with unquoted commas in the name (the last column): glue the
+    spill-over back into it instead of dropping the row."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return pd.DataFrame(columns=["id"])
+    header, n = rows[0], len(rows[0])
+    body = [r[: n - 1] + [",".join(r[n - 1 :])] if len(r) > n else r + [""] * (n - len(r)) for r in rows[1:] if r]
+    return pd.DataFrame(body, columns=header, dtype=str)
 
 
 def _read_table(path: Path, id_col: str, image_col: str, text_col: str) -> tuple[pd.DataFrame, Path]:

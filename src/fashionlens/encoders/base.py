@@ -67,6 +67,10 @@ class Encoder(abc.ABC):
     modalities: tuple[str, ...] = ()
     batch_size: int = 32
     preprocess: Preprocess | None = None
+    # Encoders made of heads on a frozen base expose it, so embedding caches of the base are reused
+    # and only the cheap projection runs again (see fashionlens.embed).
+    image_base: Encoder | None = None
+    text_base: Encoder | None = None
 
     # ---- public API -------------------------------------------------------------------------
     def encode_images(self, images: Sequence[Any], batch_size: int | None = None) -> np.ndarray:
@@ -86,8 +90,18 @@ class Encoder(abc.ABC):
         )
 
     def fingerprint(self) -> str:
-        """Identifies the exact weights for caches; override when weights can change under a name."""
-        return self.name
+        """Identifies weights + preprocessing for caches; override when weights change under a name."""
+        if self.preprocess is None:
+            return self.name
+        pp = ",".join(f"{k}={v}" for k, v in sorted(self.preprocess.to_dict().items()))
+        return f"{self.name}|{pp}"
+
+    def project_images(self, features: np.ndarray) -> np.ndarray:
+        """Map `image_base` features into this encoder's space (only for encoders with a base)."""
+        raise NotImplementedError(f"{self.name} has no image base to project from")
+
+    def project_texts(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} has no text base to project from")
 
     def save(self, path: str | Path) -> None:  # pragma: no cover - only trainable encoders
         raise NotImplementedError(f"{self.name} cannot be saved; it is loaded from its source")

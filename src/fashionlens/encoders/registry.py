@@ -17,6 +17,13 @@ ENTRY_POINT_GROUP = "fashionlens.encoders"
 _FAMILY_MODULES = (
     "fashionlens.encoders.efficientnet",
     "fashionlens.encoders.sentence",
+    "fashionlens.encoders.clip",
+    "fashionlens.encoders.hf_clip",
+    "fashionlens.encoders.hf_vision",
+    "fashionlens.encoders.hf_text",
+    "fashionlens.encoders.resnet",
+    "fashionlens.encoders.blip",
+    "fashionlens.encoders.git",
 )
 
 

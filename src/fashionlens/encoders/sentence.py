@@ -18,7 +18,8 @@ class SentenceTransformerEncoder(Encoder):
         self.name = name
         self.model = model
         self.batch_size = batch_size
-        self.dim = int(model.get_sentence_embedding_dimension())
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,

@@ -1,0 +1,146 @@
+"""Bounded load test of `fashionlens serve` on localhost: text-search latency at 1, 8 and 32 clients.
+
+    .venv/bin/python benchmarks/app_load.py --work /tmp/app_bench [--index DIR] [--seconds 15]
+
+Without --index it makes a 40k-item index: the real full Myntra catalog (39.6k rows, its metadata
+used by filters and the results) with *synthetic* unit vectors of the real dimension, queried through
+a real aligned efficientnet-lite0 + minilm-l6 encoder (trained on 300 items, so each text query is a
+real MiniLM forward + projection head). Vector values do not change the cost of exact search, so the
+latency is that of a real 40k index; the ranking is of course meaningless. Queries are distinct real
+product names (no query-cache hits) unless --repeat is given. Only 127.0.0.1 is contacted; every level
+stops after --seconds or --requests, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MYNTRA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "myntra"
+
+
+def make_index(work: Path, n_encoder_items: int = 300) -> Path:
+    """A real small aligned index (for its encoder), then a 40k index with synthetic vectors beside it."""
+    from fashionlens.catalog import load_catalog
+    from fashionlens.index.exact import ExactIndex
+    from fashionlens.tasks.search import BuildConfig, SearchIndex, build_index
+    from fashionlens.train.align import AlignConfig
+    from fashionlens.utils import write_json
+
+    full = load_catalog(MYNTRA, check_images=False)
+    small_dir, big_dir = work / "encoder_index", work / "myntra40k"
+    if not (small_dir / "index.json").is_file():
+        build_index(full.sample(n_encoder_items, seed=0), small_dir,
+                    BuildConfig(cache_dir=str(work / "cache"), align=AlignConfig(epochs=8, batch_size=128)), progress=False)
+    small = SearchIndex(small_dir)
+    rng = np.random.default_rng(0)
+    vec = rng.standard_normal((len(full), small.index.dim)).astype(np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    big_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(small_dir / "encoder", big_dir / "encoder", dirs_exist_ok=True)
+    ExactIndex(vec, full.ids).save(big_dir)
+    full.save(big_dir / "catalog.parquet")
+    write_json(big_dir / "index.json", {**small.info, "n_items": len(full), "synthetic_vectors": True})
+    return big_dir
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run_level(base: str, clients: int, queries: list[str], seconds: float, max_requests: int) -> dict:
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    sent = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        nonlocal errors, sent
+        while sent < max_requests and time.perf_counter() < stop_at:
+            q = queries[sent % len(queries)]
+            sent += 1
+            t0 = time.perf_counter()
+            try:
+                r = await http.get(f"{base}/api/search", params={"q": q, "k": 12})
+                ok = r.status_code == 200 and len(r.json()["results"]) == 12
+            except httpx.HTTPError:
+                ok = False
+            lat.append(time.perf_counter() - t0)
+            errors += not ok
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        await asyncio.gather(*(worker(http) for _ in range(clients)))
+    wall = time.perf_counter() - t0
+    ms = np.asarray(lat) * 1000
+    return {"clients": clients, "requests": len(lat), "errors": errors, "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()), "rps": len(lat) / wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/fashionlens_app_bench"))
+    ap.add_argument("--index", type=Path, help="serve this index instead of making the synthetic 40k one")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--seconds", type=float, default=15.0, help="upper bound per level")
+    ap.add_argument("--requests", type=int, default=600, help="upper bound per level")
+    ap.add_argument("--repeat", action="store_true", help="repeat 20 queries (query-cache hits)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
+
+    index = args.index or make_index(args.work)
+    import pandas as pd
+
+    names = pd.read_parquet(index / "catalog.parquet", columns=["text"])["text"].drop_duplicates()
+    queries = names.sample(frac=1, random_state=0).tolist()[: 20 if args.repeat else None]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli.main", "serve", str(index), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import httpx
+
+        t0 = time.perf_counter()
+        while True:
+            if server.poll() is not None:
+                sys.exit(f"server exited: {server.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - t0 > 300:
+                sys.exit("server did not start in 300 s")
+            time.sleep(0.5)
+        print(f"server ready in {time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
+        offset = 0
+        print("| clients | requests | errors | p50 ms | p95 ms | max ms | req/s | load avg |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c in args.clients:
+            qs = queries if args.repeat else queries[offset:] + queries[:offset]  # fresh queries per level
+            res = asyncio.run(run_level(base, c, qs, args.seconds, args.requests))
+            offset += res["requests"]
+            print(f"| {c} | {res['requests']} | {res['errors']} | {res['p50_ms']:.1f} | {res['p95_ms']:.1f} | "
+                  f"{res['max_ms']:.1f} | {res['rps']:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()

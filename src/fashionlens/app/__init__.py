@@ -1,0 +1,1 @@
+"""Web app and HTTP API over search indexes and categorizers (`fashionlens serve`)."""

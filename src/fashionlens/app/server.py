@@ -1,0 +1,327 @@
+"""The app factory: load indexes and categorizers once, wire the API, the web pages and thumbnails.
+
+    app = create_app(["runs/index"], ["runs/cat"])     # then: uvicorn.run(app, host="127.0.0.1")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from PIL import Image
+
+from fashionlens.app.uploads import MAX_BYTES, MAX_PIXELS, UploadError
+
+HERE = Path(__file__).parent
+THUMB_SIZE = 256  # longest side of a served thumbnail
+HIDDEN_COLUMNS = ("id", "text", "image")
+MAX_FACET_VALUES = 200  # columns with more distinct values are not offered as filter menus
+
+
+class Served:
+    """What one server process serves: named indexes, categorizers, an optional captioner.
+
+    Torch modules and HF tokenizers are not safe to call from several threads at once, so every
+    model call goes through `self.lock`; index look-ups (numpy/faiss, read-only) run outside it.
+    """
+
+    def __init__(self, indexes: dict[str, Any], categorizers: dict[str, Any] | None = None,
+                 captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+                 query_cache: int = 1024):
+        if not indexes:
+            raise ValueError("nothing to serve: give at least one index directory")
+        self.indexes = indexes
+        self.categorizers = categorizers or {}
+        self.captioner = captioner
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.lock = threading.Lock()
+        self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._query_cache = query_cache
+        self.facets = {name: _facets(idx.catalog.df) for name, idx in indexes.items()}
+
+    # ---- look-ups ---------------------------------------------------------------------------
+    def index(self, name: str | None) -> tuple[str, Any]:
+        if not name:
+            name = next(iter(self.indexes))
+        if name not in self.indexes:
+            raise HTTPException(404, f"unknown index '{name}'; served: {', '.join(self.indexes)}")
+        return name, self.indexes[name]
+
+    def categorizer(self, name: str | None) -> tuple[str, Any]:
+        if not self.categorizers:
+            raise HTTPException(404, "no categorizer is served; start the server with --categorizer DIR")
+        if not name:
+            name = next(iter(self.categorizers))
+        if name not in self.categorizers:
+            raise HTTPException(404, f"unknown categorizer '{name}'; served: {', '.join(self.categorizers)}")
+        return name, self.categorizers[name]
+
+    # ---- model calls (locked) -----------------------------------------------------------------
+    def text_vector(self, index_name: str, query: str) -> np.ndarray:
+        """The query's embedding, from a small LRU cache (popular queries repeat)."""
+        key = (index_name, query.strip().lower())
+        with self.lock:
+            vec = self._queries.get(key)
+            if vec is not None:
+                self._queries.move_to_end(key)
+                return vec
+            vec = self.indexes[index_name].encoder.encode_texts([query.strip()])
+            self._queries[key] = vec
+            if len(self._queries) > self._query_cache:
+                self._queries.popitem(last=False)
+        return vec
+
+    def image_vector(self, index_name: str, image: Image.Image) -> np.ndarray:
+        with self.lock:
+            return self.indexes[index_name].encoder.encode_images([image])
+
+    def categorize(self, name: str, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
+        with self.lock:
+            return self.categorizers[name].predict_top([image], k=k)[0]
+
+    def caption(self, image: Image.Image) -> str | None:
+        if self.captioner is None:
+            return None
+        with self.lock:
+            return self.captioner.caption([image])[0]
+
+    def warm_up(self) -> None:
+        """Load every encoder now (not on the first request) and run each model once."""
+        probe = Image.new("RGB", (64, 64), (128, 128, 128))
+        for name in self.indexes:
+            self.text_vector(name, "warm up")
+            self.image_vector(name, probe)
+        for name in self.categorizers:
+            self.categorize(name, probe)
+
+    # ---- results ------------------------------------------------------------------------------
+    def rows(self, index_name: str, scores: np.ndarray, positions: np.ndarray) -> list[dict[str, Any]]:
+        """JSON-ready hits for (scores, row positions) of one query; -1 positions are padding."""
+        df = self.indexes[index_name].catalog.df
+        out = []
+        for s, i in zip(scores, positions, strict=True):
+            if i < 0:
+                break
+            out.append(self.item(index_name, df.iloc[int(i)].to_dict(), float(s)))
+        return out
+
+    def item(self, index_name: str, row: dict[str, Any], score: float | None = None) -> dict[str, Any]:
+        """One catalog row for the outside world: no server paths, no NaN, thumbnail and page URLs."""
+        item_id = str(row["id"])
+        out: dict[str, Any] = {"id": item_id, "text": _clean(row.get("text"))}
+        if score is not None:
+            out["score"] = round(score, 5)
+        out |= {k: _clean(v) for k, v in row.items() if k not in HIDDEN_COLUMNS}
+        out["thumb"] = f"/thumbs/{item_id}?index={index_name}"
+        out["url"] = f"/items/{item_id}?index={index_name}"
+        return out
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _facets(df) -> dict[str, list[str]]:
+    """Filterable columns and their values (for the web page's menus)."""
+    out = {}
+    for col in df.columns:
+        if col in HIDDEN_COLUMNS or df[col].dtype.kind in "fc":
+            continue
+        vals = df[col].dropna().astype(str).unique()
+        if 1 < len(vals) <= MAX_FACET_VALUES:
+            out[col] = sorted(vals)
+    return out
+
+
+def load_dirs(index_dirs: Sequence[str | Path], categorizer_dirs: Sequence[str | Path] = ()
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open every index and categorizer directory, named after its folder (repeats get a suffix)."""
+    from fashionlens.tasks.search import SearchIndex
+
+    indexes = {_unique(Path(d).name, i, index_dirs): SearchIndex(d) for i, d in enumerate(index_dirs)}
+    cats: dict[str, Any] = {}
+    if categorizer_dirs:
+        from fashionlens.tasks.categorize import Categorizer
+
+        cats = {_unique(Path(d).name, i, categorizer_dirs): Categorizer.load(d) for i, d in enumerate(categorizer_dirs)}
+    return indexes, cats
+
+
+def _unique(name: str, i: int, dirs: Sequence[Any]) -> str:
+    earlier = [Path(d).name for d in dirs[:i]]
+    return name if name not in earlier else f"{name}-{i + 1}"
+
+
+def create_app(index_dirs: Sequence[str | Path] = (), categorizer_dirs: Sequence[str | Path] = (), *,
+               indexes: dict[str, Any] | None = None, categorizers: dict[str, Any] | None = None,
+               captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+               warm_up: bool = True) -> FastAPI:
+    """The FastAPI app. Directories are loaded here, once, and every model is run once (`warm_up`)
+    so no request pays for loading. Ready objects may be injected as well: `indexes={"name":
+    SearchIndex}`, `categorizers={"name": obj with predict_top(images, k)}`, `captioner` = anything
+    with `caption(images) -> list[str]`, or a captioner's registry name / local folder."""
+    from fashionlens.app import api, web
+
+    loaded_idx, loaded_cats = load_dirs(index_dirs, categorizer_dirs)
+    if isinstance(captioner, str):
+        from fashionlens.tasks.categorize_heads import build_captioner
+
+        captioner = build_captioner(captioner)
+    served = Served(loaded_idx | (indexes or {}), loaded_cats | (categorizers or {}), captioner,
+                    max_bytes=max_bytes, max_pixels=max_pixels)
+    if warm_up:
+        served.warm_up()
+
+    app = FastAPI(title="fashionlens", version="1",
+                  description="Search a fashion catalog by text or photo, find similar items, categorize photos.")
+    app.state.served = served
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.add_middleware(BodyLimit, max_bytes=max_bytes + 64 * 1024)  # multipart framing slack
+    app.include_router(api.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_api_route("/thumbs/{item_id}", thumbnail, methods=["GET"], tags=["web"],
+                      summary="Item thumbnail (JPEG, cacheable)")
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["api"])
+    _error_handlers(app)
+    return app
+
+
+# ---- thumbnails -------------------------------------------------------------------------------
+def thumbnail(request: Request, item_id: str, index: str | None = None) -> Response:
+    """The item's photo, shrunk to THUMB_SIZE, with Cache-Control and an ETag (304 when unchanged)."""
+    served: Served = request.app.state.served
+    name, idx = served.index(index)
+    try:
+        pos = idx.index.position(item_id)
+    except KeyError:
+        raise HTTPException(404, f"no item with id '{item_id}' in index '{name}'") from None
+    path = Path(idx.catalog.df["image"].iloc[pos])
+    try:
+        st = path.stat()
+    except OSError:
+        raise HTTPException(404, f"item '{item_id}': its photo is missing on the server") from None
+    etag = '"' + hashlib.sha1(f"{path}:{st.st_mtime_ns}:{st.st_size}:{THUMB_SIZE}".encode()).hexdigest()[:20] + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    data = _thumb_bytes(str(path), st.st_mtime_ns)
+    if data is None:
+        raise HTTPException(404, f"item '{item_id}': its photo cannot be read")
+    return Response(data, media_type="image/jpeg", headers=headers)
+
+
+@lru_cache(maxsize=4096)
+def _thumb_bytes(path: str, mtime_ns: int) -> bytes | None:  # mtime in the key: a changed file is re-read
+    from fashionlens.catalog import ImageError, open_image
+
+    try:
+        im = open_image(path)
+    except ImageError:
+        return None
+    im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def healthz(request: Request) -> dict[str, Any]:
+    served: Served = request.app.state.served
+    return {"status": "ok", "indexes": len(served.indexes), "categorizers": len(served.categorizers)}
+
+
+# ---- errors: every 4xx is JSON with a message (HTML for browsers on web pages) ------------------
+def _error_handlers(app: FastAPI) -> None:
+    def respond(request: Request, status: int, message: str) -> Response:
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if wants_html and not request.url.path.startswith(("/api", "/thumbs", "/healthz")):
+            return request.app.state.templates.TemplateResponse(
+                request, "error.html", {"status": status, "message": message}, status_code=status)
+        return JSONResponse({"error": message, "status": status}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return respond(request, exc.status_code, str(exc.detail))
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def starlette_error(request: Request, exc: StarletteHTTPException) -> Response:
+        msg = str(exc.detail) if exc.status_code != 404 or exc.detail != "Not Found" else f"no page at {request.url.path}"
+        return respond(request, exc.status_code, msg)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for e in exc.errors():
+            loc = [str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path")]
+            where = ".".join(loc) or "request"
+            if e.get("type") == "missing" and e.get("loc", ("",))[0] == "body":
+                parts.append(f"missing form field '{where}' (send the photo as multipart/form-data field 'file')")
+            else:
+                parts.append(f"{where}: {e.get('msg')}")
+        return respond(request, 422, "; ".join(parts))
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, exc: UploadError) -> Response:
+        return respond(request, exc.status, str(exc))
+
+    @app.exception_handler(KeyError)
+    async def key_error(request: Request, exc: KeyError) -> Response:  # unknown filter column, unknown id
+        return respond(request, 400, str(exc.args[0]) if exc.args else "unknown key")
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Request, exc: ValueError) -> Response:  # bad filter, empty query
+        return respond(request, 400, str(exc))
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` (413) before they are parsed or spooled."""
+
+    def __init__(self, app: Any, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _too_large(self.max_bytes, receive, send)
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > self.max_bytes:
+                # an HTTPException passes FastAPI's form parser unchanged (other errors become 400)
+                raise HTTPException(413, f"request body is larger than the limit of {self.max_bytes // (1024 * 1024)} MB")
+            return msg
+
+        await self.app(scope, limited, send)
+
+
+async def _too_large(limit: int, receive: Any, send: Any) -> None:
+    resp = JSONResponse({"error": f"upload is larger than the limit of {limit // (1024 * 1024)} MB", "status": 413},
+                        status_code=413)
+    await resp({"type": "http"}, receive, send)
+
+
+__all__ = ["Served", "create_app", "load_dirs"]

@@ -1,0 +1,39 @@
+"""Server-rendered pages: search with filters, item page with similar items, photo upload panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from fashionlens.app import api
+from fashionlens.cli.common import parse_filters
+
+router = APIRouter(tags=["web"], include_in_schema=False)
+
+
+def _page(request: Request, template: str, index: str | None, **ctx: Any) -> HTMLResponse:
+    s = request.app.state.served
+    name, _ = s.index(index)
+    base = {"index": name, "indexes": list(s.indexes), "categorizers": list(s.categorizers),
+            "captioner": s.captioner is not None, "facets": s.facets[name]}
+    return request.app.state.templates.TemplateResponse(request, template, base | ctx)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, q: str = "", k: int = Query(24, ge=1, le=100), filter: list[str] | None = Query(None),
+         index: str | None = None) -> HTMLResponse:
+    chosen = [f for f in filter or [] if f]  # empty menu choices mean "any"
+    results = None
+    if q.strip():
+        results = api.search(request, q=q, k=k, filter=chosen, index=index)["results"]
+    return _page(request, "search.html", index, q=q, k=k, results=results, chosen=parse_filters(chosen))
+
+
+@router.get("/items/{item_id}", response_class=HTMLResponse)
+def item_page(request: Request, item_id: str, index: str | None = None, k: int = Query(12, ge=1, le=100)) -> HTMLResponse:
+    it = api.item(request, item_id, index=index)
+    similar = api.similar_item(request, item_id, k=k, filter=None, index=index)["results"]
+    attrs = {c: v for c, v in it.items() if c not in ("id", "text", "thumb", "url") and v is not None}
+    return _page(request, "item.html", index, item=it, attrs=attrs, similar=similar)

@@ -1,0 +1,134 @@
+"""`fashionlens categorize train|evaluate|predict`: product categories from photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fashionlens.cli.common import friendly_errors, print_json, print_table
+
+app = typer.Typer(help="Categorise products from their photos (zero-shot, probe, MLP head, caption).",
+                  no_args_is_help=True)
+
+
+def _load(catalog: Path, limit: int | None, seed: int, check_images: bool):
+    from fashionlens.catalog import load_catalog
+
+    cat = load_catalog(catalog, check_images=check_images)
+    return cat.sample(limit, seed=seed) if limit else cat
+
+
+@app.command()
+@friendly_errors
+def train(
+    catalog: Path = typer.Argument(..., help="catalog folder (Kaggle layout) or CSV/Parquet table"),
+    label: str = typer.Option(..., "--label", help="column to predict, e.g. masterCategory, articleType, baseColour"),
+    out: Path = typer.Option(..., "--out", help="folder for the model and its evaluation report"),
+    encoder: str = typer.Option("efficientnet-lite0", help="registry encoder (method caption: a captioner)"),
+    method: str = typer.Option("head", help="zeroshot | probe | head | caption"),
+    limit: int | None = typer.Option(None, help="use a seeded random sample of N items"),
+    test_size: float = typer.Option(0.2, help="held-out share for the report"),
+    min_class_size: int = typer.Option(0, help="merge classes with fewer training items into 'other'"),
+    cap_per_class: int | None = typer.Option(None, help="at most N training items per class"),
+    balance: str = typer.Option("weights", help="none | weights | oversample"),
+    augment: str = typer.Option("flip", help="trained head: none | flip | random"),
+    tta: bool = typer.Option(True, help="average predictions over the photo and its mirror"),
+    epochs: int = typer.Option(40, help="MLP head: maximum epochs (early stopping on val macro F1)"),
+    seed: int = typer.Option(0),
+    cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
+    check_images: bool = typer.Option(True, help="decode every photo while importing"),
+) -> None:
+    """Train on a seeded stratified split; the held-out part is scored into OUT/report."""
+    from fashionlens.embed import DEFAULT_CACHE
+    from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
+    from fashionlens.tasks.categorize_data import clean_labels, stratified_split
+
+    cat = _load(catalog, limit, seed, check_images)
+    cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
+                           cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
+                           head={"epochs": epochs})
+    y = clean_labels(cat.column(label))
+    cat = cat.subset(y != "")
+    fit_pos, test_pos = stratified_split(clean_labels(cat.column(label)), test_size, seed)
+    clf = Categorizer(cfg, cache_dir=cache_dir or DEFAULT_CACHE, progress=True)
+    clf.fit(cat.subset(fit_pos), log_path=out / "train_log.jsonl")
+    clf.save(out)
+    res = clf.evaluate(cat.subset(test_pos), report_dir=out / "report")
+    typer.echo(f"{label} ({method}, {clf.config.encoder}): {len(fit_pos)} fit / {len(test_pos)} test items, "
+               f"{len(clf.classes_)} classes, trained in {clf.fit_seconds_:.1f}s")
+    if clf.merged_:
+        typer.echo(f"merged into 'other' (< {min_class_size} training items): {', '.join(clf.merged_)}")
+    _summary(res)
+    typer.echo(f"model + report: {out}")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="folder written by `categorize train`"),
+    catalog: Path = typer.Argument(..., help="labelled catalog"),
+    json_out: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    include_fit: bool = typer.Option(False, help="also score items the model was fitted on"),
+    report: Path | None = typer.Option(None, help="write confusion matrix, per-class table and QA here"),
+    limit: int | None = typer.Option(None),
+    check_images: bool = typer.Option(True),
+    cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
+) -> None:
+    """Score a saved model on a catalog (items it was fitted on are skipped unless --include-fit)."""
+    import numpy as np
+
+    from fashionlens.embed import DEFAULT_CACHE
+    from fashionlens.tasks.categorize import Categorizer
+
+    clf = Categorizer.load(model_dir, cache_dir=cache_dir or DEFAULT_CACHE)
+    cat = _load(catalog, limit, 0, check_images)
+    n_fit = 0
+    if not include_fit and clf.fit_ids_:
+        seen = set(clf.fit_ids_)
+        keep = np.asarray([i not in seen for i in cat.ids], bool)
+        n_fit = int((~keep).sum())
+        if not keep.any():
+            raise ValueError(f"every item of {catalog} was used to fit the model; pass --include-fit to score them")
+        cat = cat.subset(np.flatnonzero(keep))
+    res = clf.evaluate(cat, report_dir=report)
+    res["n_skipped_fit_items"] = n_fit
+    if json_out:
+        print_json(res)
+        return
+    _summary(res)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    model_dir: Path = typer.Argument(...),
+    images: list[Path] = typer.Argument(..., help="photos to categorise"),
+    top: int = typer.Option(5, help="labels per photo"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Top labels per photo, with the parent categories where the label has a hierarchy."""
+    from fashionlens.tasks.categorize import Categorizer
+
+    clf = Categorizer.load(model_dir)
+    levels = clf.predict_levels([str(p) for p in images], k=top)
+    rows = [{"image": str(p), **{lv: [{"label": lb, "prob": pr} for lb, pr in tops] for lv, tops in lv_map.items()}}
+            for p, lv_map in zip(images, levels)]
+    if json_out:
+        print_json(rows)
+        return
+    label = clf.config.label
+    for p, lv_map in zip(images, levels):
+        parents = ", ".join(f"{lv}={tops[0][0]}" for lv, tops in lv_map.items() if lv != label)
+        typer.echo(f"{p}" + (f"  ({parents})" if parents else ""))
+        print_table([{"rank": i + 1, label: lb, "prob": pr} for i, (lb, pr) in enumerate(lv_map[label])])
+
+
+def _summary(res: dict) -> None:
+    keys = ("n", "accuracy", "top5_accuracy", "macro_f1", "weighted_f1")
+    rows = [{"level": res.get("label", ""), **{k: res.get(k) for k in keys}}]
+    rows += [{"level": lv, **{k: m.get(k) for k in keys}} for lv, m in res.get("levels", {}).items()]
+    print_table(rows)
+    if res["labels_unseen"]["n"]:
+        typer.echo(f"labels the model never saw (excluded): {res['labels_unseen']['n']} items "
+                   f"({', '.join(list(res['labels_unseen']['labels'])[:10])})")

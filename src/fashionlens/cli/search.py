@@ -1,0 +1,118 @@
+"""`fashionlens index | search | similar | demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fashionlens.cli.common import friendly_errors, parse_filters, print_json, print_table
+
+RESULT_COLUMNS = ("rank", "id", "score", "text")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index_cmd)
+    app.command("search")(search_cmd)
+    app.command("similar")(similar_cmd)
+    app.command("demo")(demo_cmd)
+
+
+@friendly_errors
+def index_cmd(
+    catalog: Path = typer.Argument(..., help="Kaggle-layout folder, CSV/Parquet table, or folder of labelled images."),
+    out: Path = typer.Option(..., "--out", help="Index directory to write."),
+    encoder: str = typer.Option("efficientnet-lite0", help="Registry name, run:<dir> or module:factory."),
+    text_encoder: str = typer.Option("minilm-l6", help="Text tower to align with when ENCODER has none."),
+    label: Optional[str] = typer.Option("articleType", help="Catalog column that teaches the alignment what 'similar' means ('' = none)."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N items."),
+    id_col: Optional[str] = typer.Option(None, "--id-col"),
+    image_col: Optional[str] = typer.Option(None, "--image-col"),
+    text_col: Optional[str] = typer.Option(None, "--text-col"),
+    strict: bool = typer.Option(False, "--strict", help="Fail on the first bad item instead of skipping it."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import, validate, embed, align and index a catalog."""
+    from fashionlens.catalog import load_catalog
+    from fashionlens.tasks.search import BuildConfig, build_index
+
+    cat = load_catalog(catalog, id_col=id_col, image_col=image_col, text_col=text_col, strict=strict,
+                       limit=limit, progress=True)
+    _report_import(cat, as_json)
+    idx = build_index(cat, out, BuildConfig(encoder=encoder, text_encoder=text_encoder, label_column=label or None))
+    if as_json:
+        print_json({"index": str(out), "n_items": len(idx.index), "encoder": idx.info["encoder_name"],
+                    "import": cat.report.to_dict()})
+    else:
+        typer.echo(f"indexed {len(idx.index)} items with {idx.info['encoder_name']} -> {out}")
+
+
+def _report_import(cat, as_json: bool) -> None:
+    rep = cat.report
+    if not as_json:
+        for issue in rep.issues[:20]:
+            typer.echo(f"skipped item {issue.item_id}: {issue.reason}", err=True)
+        if rep.n_skipped > 20:
+            typer.echo(f"... and {rep.n_skipped - 20} more skipped items", err=True)
+    typer.echo(rep.summary(), err=True)
+
+
+@friendly_errors
+def search_cmd(
+    index: Path = typer.Argument(..., help="Index directory."),
+    query: str = typer.Argument(..., help="What to look for, e.g. 'black leather ankle boots'."),
+    top: int = typer.Option(10, "--top", "-k", min=1),
+    filter: Optional[list[str]] = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
+    encoder: Optional[str] = typer.Option(None, help="Must match the index's encoder (checked)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Text → image search."""
+    from fashionlens.tasks.search import SearchIndex
+
+    idx = SearchIndex(index)
+    idx.check_encoder(encoder)
+    _show(idx.search(query, top, parse_filters(filter)), as_json, f"'{query}'")
+
+
+@friendly_errors
+def similar_cmd(
+    index: Path = typer.Argument(..., help="Index directory."),
+    id: Optional[str] = typer.Option(None, "--id", help="A catalog item id."),
+    image: Optional[Path] = typer.Option(None, "--image", help="A photo file."),
+    top: int = typer.Option(10, "--top", "-k", min=1),
+    filter: Optional[list[str]] = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Image → image: items that look like a catalog item or a photo."""
+    from fashionlens.catalog import open_image
+    from fashionlens.tasks.search import SearchIndex
+
+    if (id is None) == (image is None):
+        raise ValueError("give exactly one of --id or --image")
+    idx = SearchIndex(index)
+    img = open_image(image) if image is not None else None
+    _show(idx.similar(item_id=id, image=img, k=top, filters=parse_filters(filter)), as_json, str(id or image))
+
+
+def _show(results: list[dict], as_json: bool, title: str) -> None:
+    if as_json:
+        print_json({"results": results})
+        return
+    rows = [{"rank": i + 1, **r} for i, r in enumerate(results)]
+    extra = [c for c in ("articleType", "baseColour") if rows and c in rows[0]]
+    print_table(rows, [*RESULT_COLUMNS, *extra], title=f"results for {title}")
+
+
+@friendly_errors
+def demo_cmd(
+    catalog: Path = typer.Option(Path("../shared/data/myntra"), help="A Kaggle 'Fashion Product Images' folder."),
+    out: Path = typer.Option(Path("demo_out"), help="Where the index, metrics and gallery go."),
+    n_train: int = typer.Option(8000, help="Items to index (and align on)."),
+    n_test: int = typer.Option(2000, help="Held-out items to evaluate on (never seen by the index)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Index a sample of the catalog, evaluate on held-out items, run example queries, save a gallery."""
+    from fashionlens.tasks.demo import run_demo
+
+    run_demo(catalog, out, n_train=n_train, n_test=n_test, seed=seed, echo=typer.echo)

@@ -1,0 +1,69 @@
+"""A resumable embedding cache: chunked, atomic files keyed by (encoder, item id, content hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fashionlens.utils import atomic_write
+
+
+class EmbeddingStore:
+    """Vectors of one encoder+modality, stored as `chunk-*.npz` files written atomically.
+
+    A crash or Ctrl-C loses at most the chunk in flight; reopening the store sees every finished chunk.
+    """
+
+    def __init__(self, root: str | Path, fingerprint: str, modality: str):
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", fingerprint.split("|")[0])[:60]
+        digest = hashlib.blake2b(fingerprint.encode(), digest_size=6).hexdigest()
+        self.dir = Path(root) / f"{slug}-{digest}" / modality
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir.parent / "FINGERPRINT").write_text(fingerprint)
+        self._index: dict[str, tuple[Path, int]] = {}
+        self._chunks: dict[Path, np.ndarray] = {}
+        for f in sorted(self.dir.glob("chunk-*.npz")):
+            self._read_keys(f)
+
+    def _read_keys(self, f: Path) -> None:
+        with np.load(f, allow_pickle=False) as z:
+            for row, key in enumerate(z["keys"].tolist()):
+                self._index[key] = (f, row)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def missing(self, keys: Sequence[str]) -> list[int]:
+        """Positions of keys not yet stored."""
+        return [i for i, k in enumerate(keys) if k not in self._index]
+
+    def put(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Write one chunk atomically."""
+        if len(keys) == 0:
+            return
+        n = len(list(self.dir.glob("chunk-*.npz")))
+        f = self.dir / f"chunk-{n:06d}-{hashlib.blake2b(''.join(keys).encode(), digest_size=4).hexdigest()}.npz"
+        with atomic_write(f) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.asarray(list(keys), dtype=str), vectors=np.asarray(vectors, dtype=np.float32))
+        self._read_keys(f)
+
+    def get(self, keys: Sequence[str]) -> np.ndarray:
+        """Vectors for `keys` (all must be stored), in order."""
+        rows = [self._index[k] for k in keys]
+        out: np.ndarray | None = None
+        for i, (f, r) in enumerate(rows):
+            if f not in self._chunks:
+                with np.load(f, allow_pickle=False) as z:
+                    self._chunks[f] = z["vectors"]
+            v = self._chunks[f][r]
+            if out is None:
+                out = np.empty((len(rows), v.shape[0]), dtype=np.float32)
+            out[i] = v
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)

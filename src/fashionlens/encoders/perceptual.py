@@ -1,0 +1,160 @@
+"""Perceptually aligned encoder: base encoder(s) (+ LoRA-merged weights) + a head trained on
+human similarity triplets, saved as a run directory and loaded by `create("run:<dir>")`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionlens.encoders.base import Encoder, ModelCard, Preprocess
+from fashionlens.encoders.registry import create, register_run_loader
+from fashionlens.utils import read_json, write_json
+
+HEAD_FILE = "head.safetensors"
+BACKBONE_FILE = "backbone.safetensors"
+
+
+class TimmEncoder(Encoder):
+    """Pooled features of any timm image model built in code (e.g. a tiny ViT for LoRA tests or a
+    local checkpoint); `create("fashionlens.encoders.perceptual:timm_encoder", arch=..., ...)`."""
+
+    modalities = ("image",)
+
+    def __init__(self, model: Any, preprocess: Preprocess, name: str, device: str = "auto", batch_size: int = 32):
+        from fashionlens.encoders.torch_utils import resolve_device
+
+        self.name, self.preprocess, self.batch_size = name, preprocess, batch_size
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.dim = int(model.num_features)
+
+    def _encode_images(self, images: list[Any]) -> np.ndarray:
+        import torch
+
+        from fashionlens.encoders.torch_utils import pixel_batch
+
+        with torch.inference_mode():
+            return self.model(pixel_batch(images, self.preprocess).to(self.device)).float().cpu().numpy()
+
+
+def timm_encoder(arch: str = "vit_tiny_patch16_224", seed: int = 0, weights: str | None = None,
+                 size: int | None = None, device: str = "auto", **model_kwargs: Any) -> TimmEncoder:
+    """A timm model without a hub download: random init (seeded) or a local safetensors file."""
+    import timm
+    import torch
+
+    torch.manual_seed(seed)
+    model = timm.create_model(arch, pretrained=False, num_classes=0, **model_kwargs)
+    if weights is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(weights))
+    img = model_kwargs.get("img_size", size or 224)
+    pp = Preprocess(size=int(size or img), resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return TimmEncoder(model, pp, name=f"timm:{arch}", device=device)
+
+
+class PerceptualEncoder(Encoder):
+    """Features of one base encoder, or several side by side (ensemble), through a trained head."""
+
+    modalities = ("image",)
+
+    def __init__(self, bases: list[Encoder], head: Any | None, config: dict[str, Any], name: str = "perceptual"):
+        self.bases, self.head, self.config, self.name = list(bases), head, dict(config), name
+        self.dim = sum(b.dim for b in self.bases)
+        self.preprocess = self.bases[0].preprocess
+        self.batch_size = max(b.batch_size for b in self.bases)
+        self._hash = ""
+
+    def features(self, images: list[Any]) -> np.ndarray:
+        """The base features (unit norm per base, concatenated) before the head."""
+        return np.concatenate([b.encode_images(images) for b in self.bases], axis=1)
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """Map already-computed base features (e.g. cached) through the head."""
+        if self.head is None:
+            return np.asarray(features, dtype=np.float32)
+        import torch
+
+        with torch.inference_mode():
+            return self.head(torch.as_tensor(np.asarray(features, dtype=np.float32))).numpy()
+
+    def _encode_images(self, images: list[Any]) -> np.ndarray:
+        return self.project(self.features(images))
+
+    def fingerprint(self) -> str:
+        if not self._hash:
+            self._hash = _weights_hash(self)
+        return f"{self.name}|{'+'.join(b.fingerprint() for b in self.bases)}|{self._hash}"
+
+    def card(self) -> ModelCard:
+        mode = self.config.get("mode", "mlp")
+        return ModelCard(
+            name=self.name, modalities=self.modalities, dim=self.dim, preprocess=self.preprocess,
+            source=f"{mode} alignment of {' + '.join(str(b) for b in self.config.get('base', []))} on similarity triplets",
+            pooling="base pooling" + (" + MLP head" if self.head is not None else ""),
+            notes=f"trained on {self.config.get('triplets_source', 'human')} triplets; "
+                  f"val 2AFC {self.config.get('best_val_2afc', float('nan')):.3f}",
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Run directory: encoder.json + head.safetensors and/or backbone.safetensors (LoRA merged)."""
+        from safetensors.torch import save_file
+
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        if self.head is not None:
+            _save(save_file, {k: v.contiguous() for k, v in self.head.state_dict().items()}, root / HEAD_FILE)
+        if self.config.get("mode") == "lora":
+            model = self.bases[0].model
+            merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+            self.bases[0].model = merged
+            _save(save_file, {k: v.contiguous() for k, v in merged.state_dict().items()}, root / BACKBONE_FILE)
+        write_json(root / "encoder.json", {"kind": "perceptual", "name": self.name, **self.config,
+                                           "head": self.head is not None, "in_dim": self.dim})
+        self._hash = ""
+
+
+def _save(save_file: Any, tensors: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path)
+
+
+def _weights_hash(enc: PerceptualEncoder) -> str:
+    import hashlib
+
+    import torch
+
+    h = hashlib.blake2b(digest_size=8)
+    modules = ([enc.head] if enc.head is not None else []) + (
+        [enc.bases[0].model] if enc.config.get("mode") == "lora" else [])
+    for m in modules:
+        for v in m.state_dict().values():
+            h.update(v.detach().cpu().to(torch.float32).numpy().tobytes())
+    return h.hexdigest()
+
+
+@register_run_loader("perceptual")
+def load_perceptual(root: Path) -> PerceptualEncoder:
+    """Rebuild the base encoder(s) by name, then load the head / merged backbone weights."""
+    from safetensors.torch import load_file
+
+    from fashionlens.train.perceptual import PerceptualHead
+
+    root = Path(root)
+    cfg = read_json(root / "encoder.json")
+    names = cfg["base"] if isinstance(cfg["base"], list) else [cfg["base"]]
+    bases = [create(n, **cfg.get("base_kwargs", {})) for n in names]
+    if cfg.get("mode") == "lora":
+        bases[0].model.load_state_dict(load_file(str(root / BACKBONE_FILE)))
+        bases[0].model.eval()
+    head = None
+    if cfg.get("head"):
+        head = PerceptualHead(int(cfg["in_dim"]), int(cfg["hidden"]), float(cfg.get("dropout", 0.0)))
+        head.load_state_dict(load_file(str(root / HEAD_FILE)))
+        head.eval()
+    config = {k: v for k, v in cfg.items() if k not in ("kind", "name", "head", "in_dim")}
+    return PerceptualEncoder(bases, head, config, name=f"run:{root}")

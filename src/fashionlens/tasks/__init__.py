@@ -1,0 +1,1 @@
+"""Tasks: search, categorize, perceptual alignment, sales."""

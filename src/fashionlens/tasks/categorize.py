@@ -1,0 +1,374 @@
+"""Categorise products from their photos: zero-shot prompts, a logistic probe, an MLP head on frozen
+features, or caption -> category; for any catalog label column and any registry encoder.
+
+    clf = Categorizer(CategorizeConfig(label="articleType", method="head")).fit(train_catalog)
+    clf.evaluate(test_catalog)                # accuracy, top-5, macro/weighted F1, per class, ...
+    clf.save("runs/cat"); Categorizer.load("runs/cat").predict_top(["shirt.jpg"], k=5)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionlens.catalog.core import Catalog
+from fashionlens.encoders.base import Encoder
+from fashionlens.evaluation.classification import classification_metrics
+from fashionlens.tasks.categorize_data import (
+    KAGGLE_LEVELS,
+    OTHER,
+    AugmentedEncoder,
+    LabelHierarchy,
+    cap_per_class,
+    class_weights,
+    clean_labels,
+    merge_rare,
+    oversample,
+    stratified_split,
+)
+from fashionlens.tasks.categorize_heads import (
+    DEFAULT_TEMPLATES,
+    HEADS,
+    Captioner,
+    MLPHead,
+    ProbeHead,
+    ZeroShotHead,
+    build_captioner,
+)
+from fashionlens.utils import atomic_write, read_json, write_json
+
+METHODS = ("zeroshot", "probe", "head", "caption")
+BALANCE = ("none", "weights", "oversample")
+FORMAT = "fashionlens.categorizer/1"
+
+
+@dataclass
+class CategorizeConfig:
+    """Everything that defines a categoriser; saved with it as JSON."""
+
+    label: str = "articleType"
+    encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
+    method: str = "head"
+    text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
+    val_size: float = 0.1  # share of the fit catalog held out for early stopping / model choice
+    seed: int = 0
+    min_class_size: int = 0  # classes with fewer training items are merged into "other"
+    cap_per_class: int | None = None
+    balance: str = "weights"  # none | weights | oversample
+    class_weight_power: float = 0.5  # 1 = fully balanced, 0.5 = square-root (keeps accuracy)
+    oversample_to: int | None = None  # default: median class size
+    augment: str = "flip"  # trained heads: none | flip (add mirrored copies) | random (v2 crop/flip/jitter)
+    augment_copies: int = 1  # random augmentation: copies of the training set
+    tta: bool = True  # average predictions over the photo and its mirror image
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    probe_C: float = 0.5
+    head: dict[str, Any] = field(default_factory=dict)  # MLPHead keyword arguments
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method '{self.method}'; choose one of {', '.join(METHODS)}")
+        if self.balance not in BALANCE:
+            raise ValueError(f"unknown balance '{self.balance}'; choose one of {', '.join(BALANCE)}")
+        if self.augment not in ("none", "flip", "random"):
+            raise ValueError(f"unknown augment '{self.augment}'; choose none, flip or random")
+        self.templates = tuple(self.templates)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CategorizeConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class Categorizer:
+    """Predicts one catalog label column from product photos (scikit-learn style: fit returns self)."""
+
+    def __init__(self, config: CategorizeConfig | None = None, *, encoder: Encoder | None = None,
+                 captioner: Captioner | None = None, text_encoder: Encoder | None = None,
+                 cache_dir: str | Path | None = None, progress: bool = False):
+        self.config = config or CategorizeConfig()
+        self._encoder, self._captioner, self._text_encoder = encoder, captioner, text_encoder
+        self.cache_dir, self.progress = cache_dir, progress
+
+    # ---- components, built lazily by name so a loaded model rebuilds them ------------------------
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            from fashionlens.encoders.registry import create
+
+            self._encoder = create(self.config.encoder)
+        return self._encoder
+
+    @property
+    def captioner(self) -> Captioner:
+        if self._captioner is None:
+            self._captioner = build_captioner(self.config.encoder)
+        return self._captioner
+
+    @property
+    def text_encoder(self) -> Encoder:
+        if self._text_encoder is None:
+            from fashionlens.encoders.registry import create
+
+            self._text_encoder = create(self.config.text_encoder)
+        return self._text_encoder
+
+    # ---- features -----------------------------------------------------------------------------
+    def _embed(self, enc: Encoder, images: Catalog | list[Any]) -> np.ndarray:
+        from fashionlens.embed import embed_images
+
+        if isinstance(images, Catalog):
+            return embed_images(enc, images, cache_dir=self.cache_dir, progress=self.progress)
+        if all(isinstance(im, (str, Path)) for im in images):
+            return embed_images(enc, [str(p) for p in images], cache_dir=self.cache_dir, progress=self.progress)
+        return enc.encode_images(images)
+
+    def _views(self, images: Catalog | list[Any], train: bool = False) -> list[np.ndarray]:
+        """Feature views of the images: the photo, its mirror (TTA / flip augmentation), random copies."""
+        cfg = self.config
+        if cfg.method == "caption":
+            return [self._caption_features(images)]
+        views = [self._embed(self.encoder, images)]
+        trained = cfg.method == "head"
+        if (cfg.tta and not train) or (train and trained and cfg.augment == "flip"):
+            views.append(self._embed(AugmentedEncoder(self.encoder, "hflip"), images))
+        if train and trained and cfg.augment == "random":
+            views += [self._embed(AugmentedEncoder(self.encoder, "train", c), images)
+                      for c in range(cfg.augment_copies)]
+        return views
+
+    def _caption_features(self, images: Catalog | list[Any]) -> np.ndarray:
+        from fashionlens.embed import embed_texts
+        from fashionlens.progress import track
+
+        items = images.images if isinstance(images, Catalog) else list(images)
+        bs = 32
+        chunks = [items[i : i + bs] for i in range(0, len(items), bs)]
+        it = track(chunks, "captioning") if self.progress else chunks
+        captions = [c for chunk in it for c in self.captioner.caption(_open_all(chunk))]
+        self.last_captions_ = captions
+        return embed_texts(self.text_encoder, captions, cache_dir=None, progress=False)
+
+    # ---- fit ----------------------------------------------------------------------------------
+    def fit(self, catalog: Catalog, log_path: str | Path | None = None) -> Categorizer:
+        """Fit on a catalog: seeded stratified train/val split, rare-class merge, balancing, head."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        y_all = clean_labels(catalog.column(cfg.label))
+        has = np.flatnonzero(y_all != "")
+        if len(has) < 2:
+            raise ValueError(f"column '{cfg.label}' has fewer than 2 labelled items")
+        catalog, y_all = catalog.subset(has), y_all[has]
+        self.hierarchy_ = LabelHierarchy.from_frame(catalog.df, KAGGLE_LEVELS)
+        tr, va = stratified_split(y_all, cfg.val_size, cfg.seed) if cfg.val_size > 0 else (np.arange(len(y_all)), np.zeros(0, int))
+        y_tr, self.merged_ = merge_rare(y_all[tr], cfg.min_class_size)
+        self.classes_ = np.asarray(sorted(set(y_tr.tolist())), dtype=object)
+        if len(self.classes_) < 2:
+            raise ValueError(f"column '{cfg.label}' needs at least 2 classes to train on, found {list(self.classes_)}")
+        if cfg.cap_per_class:
+            keep = cap_per_class(y_tr, cfg.cap_per_class, cfg.seed)
+            tr, y_tr = tr[keep], y_tr[keep]
+        self.fit_ids_ = catalog.subset(np.concatenate([tr, va])).ids
+        index = {c: i for i, c in enumerate(self.classes_)}
+        yi_tr = np.asarray([index[c] for c in y_tr], np.int64)
+        y_va = np.asarray([OTHER if c in self.merged_ else c for c in y_all[va]], dtype=object)
+        known = np.asarray([c in index for c in y_va], bool)
+        va = va[known]
+        yi_va = np.asarray([index[c] for c in y_va[known]], np.int64)
+        weights = (class_weights(yi_tr, len(self.classes_), cfg.class_weight_power)
+                   if cfg.balance == "weights" else None)
+        self.history_: list[dict[str, Any]] = []
+        log = _JsonLines(log_path)
+        va_views: list[np.ndarray] = []
+        if cfg.method == "zeroshot":
+            self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates)
+        else:
+            tr_views = self._views(catalog.subset(tr), train=True)
+            va_views = self._views(catalog.subset(va)) if len(va) else []
+            if cfg.method == "head":
+                X, yy = np.concatenate(tr_views), np.tile(yi_tr, len(tr_views))
+                if cfg.balance == "oversample":
+                    pos = oversample(yy, cfg.oversample_to, cfg.seed)
+                    X, yy = X[pos], yy[pos]
+                val = (va_views, yi_va) if len(va) else ([tr_views[0]], yi_tr)
+                self.head_ = MLPHead(**{"seed": cfg.seed, **cfg.head}).fit(
+                    X, yy, len(self.classes_), val, weights, list(self.classes_), log)
+                self.history_ = self.head_.history_
+            else:
+                X, yy = tr_views[0], yi_tr
+                if cfg.balance == "oversample":
+                    pos = oversample(yy, cfg.oversample_to, cfg.seed)
+                    X, yy = X[pos], yy[pos]
+                self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, len(self.classes_), weights)
+        if len(va) and cfg.method != "head":  # one summary line for heads without epochs
+            proba = self._combine(va_views or self._views(catalog.subset(va)))
+            m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
+            row = {"epoch": 1, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+                   "val_top5_accuracy": m["top5_accuracy"], "best": True}
+            self.history_.append(row)
+            log(row)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_train_, self.n_val_ = len(tr), len(va)
+        return self
+
+    # ---- predict ------------------------------------------------------------------------------
+    def _combine(self, views: list[np.ndarray]) -> np.ndarray:
+        return np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
+
+    def predict_proba(self, images: Catalog | list[Any]) -> np.ndarray:
+        """(n, n_classes) probabilities for photos (paths, PIL images or a Catalog); columns = classes_."""
+        self._check_fitted()
+        if not isinstance(images, Catalog):
+            images = list(images)
+            _open_all(images)  # a file that is not an image fails here, by name
+            if not images:
+                return np.zeros((0, len(self.classes_)), np.float32)
+        return self._combine(self._views(images))
+
+    def predict(self, images: Catalog | list[Any]) -> list[str]:
+        return [str(self.classes_[i]) for i in self.predict_proba(images).argmax(1)]
+
+    def predict_top(self, images: Catalog | list[Any], k: int = 5) -> list[list[tuple[str, float]]]:
+        """Per image, the k most likely labels with their probabilities, best first."""
+        return self._top(self.predict_proba(images), list(self.classes_), k)
+
+    def predict_levels(self, images: Catalog | list[Any], k: int = 1) -> list[dict[str, list[tuple[str, float]]]]:
+        """Per image, the top-k labels at this label's level and at each parent level (probabilities
+        summed over children, using the catalog's own hierarchy)."""
+        proba = self.predict_proba(images)
+        out: dict[str, list[list[tuple[str, float]]]] = {self.config.label: self._top(proba, list(self.classes_), k)}
+        for level in self.hierarchy_.above(self.config.label):
+            names, P = self.parent_proba(proba, level)
+            out[level] = self._top(P, names, k)
+        return [{lv: out[lv][i] for lv in out} for i in range(len(proba))]
+
+    def parent_proba(self, proba: np.ndarray, level: str) -> tuple[list[str], np.ndarray]:
+        """Probabilities aggregated to a coarser hierarchy level: (parent names, (n, n_parents))."""
+        parent = [self.hierarchy_.ancestor(str(c), self.config.label, level) for c in self.classes_]
+        names = sorted(set(parent))
+        M = np.zeros((len(self.classes_), len(names)), np.float32)
+        M[np.arange(len(parent)), [names.index(p) for p in parent]] = 1
+        return names, proba @ M
+
+    @staticmethod
+    def _top(proba: np.ndarray, names: list[str], k: int) -> list[list[tuple[str, float]]]:
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [[(str(names[j]), float(p[j])) for j in row] for p, row in zip(proba, order)]
+
+    # ---- evaluate -----------------------------------------------------------------------------
+    def evaluate(self, catalog: Catalog, report_dir: str | Path | None = None) -> dict[str, Any]:
+        """Scores on a labelled catalog. Labels the model never saw are counted in `labels_unseen` and
+        excluded; rare labels merged at training time count as `other`. With `report_dir`: confusion
+        matrix (PNG + JSON), per-class CSV and the catalog-QA list and grid are written there."""
+        self._check_fitted()
+        label = self.config.label
+        y = clean_labels(catalog.column(label))
+        y = np.asarray([OTHER if c in self.merged_ else c for c in y], dtype=object)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        known = np.asarray([c in index for c in y], bool)
+        unseen: dict[str, int] = {}
+        for c in y[~known]:
+            unseen[c or "(missing)"] = unseen.get(c or "(missing)", 0) + 1
+        sub = catalog.subset(np.flatnonzero(known))
+        yi = np.asarray([index[c] for c in y[known]], np.int64)
+        proba = self.predict_proba(sub) if len(sub) else np.zeros((0, len(self.classes_)), np.float32)
+        res = classification_metrics(yi, proba.argmax(1), list(self.classes_), proba)
+        res["labels_unseen"] = {"n": int((~known).sum()), "labels": dict(sorted(unseen.items()))}
+        res["label"], res["method"], res["encoder"] = label, self.config.method, self.config.encoder
+        res["levels"] = {}
+        for level in self.hierarchy_.above(label):
+            names, P = self.parent_proba(proba, level)
+            truth = [self.hierarchy_.ancestor(str(self.classes_[i]), label, level) for i in yi]
+            pi = {n: j for j, n in enumerate(names)}
+            m = classification_metrics([pi[t] for t in truth], P.argmax(1), names, P)
+            res["levels"][level] = {k: m[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
+        if report_dir is not None:
+            from fashionlens.tasks.categorize_report import write_report
+
+            write_report(report_dir, res, yi, proba, list(self.classes_), sub, self.hierarchy_, label)
+        return res
+
+    # ---- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """config JSON + head weights (safetensors) + fit ids + per-epoch log in a folder."""
+        from safetensors.numpy import save_file
+
+        self._check_fitted()
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_write(root / "head.safetensors") as tmp:
+            save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.head_.state().items()}, str(tmp))
+        write_json(root / "fit_ids.json", self.fit_ids_)
+        with atomic_write(root / "train_log.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history_))
+        params = self.head_.params() if isinstance(self.head_, MLPHead) else (
+            {"C": self.head_.C, "max_iter": self.head_.max_iter} if isinstance(self.head_, ProbeHead) else {})
+        write_json(root / "categorizer.json", {
+            "format": FORMAT,
+            "config": asdict(self.config),
+            "encoder": self.config.encoder,
+            "encoder_fingerprint": None if self.config.method == "caption" else self.encoder.fingerprint(),
+            "classes": [str(c) for c in self.classes_],
+            "merged_into_other": self.merged_,
+            "hierarchy": self.hierarchy_.to_dict(),
+            "head": {"kind": self.head_.kind, "params": params},
+            "n_train": self.n_train_, "n_val": self.n_val_, "fit_seconds": round(self.fit_seconds_, 2),
+        })
+        return root
+
+    @classmethod
+    def load(cls, path: str | Path, *, encoder: Encoder | None = None, captioner: Captioner | None = None,
+             text_encoder: Encoder | None = None, cache_dir: str | Path | None = None) -> Categorizer:
+        """Rebuild a saved categoriser; the encoder is re-created from its registry name unless given."""
+        from safetensors.numpy import load_file
+
+        root = Path(path)
+        meta_path = root / "categorizer.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{root} is not a saved categorizer: {meta_path.name} is missing")
+        meta = read_json(meta_path)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path}: unsupported format {meta.get('format')!r} (expected {FORMAT})")
+        self = cls(CategorizeConfig.from_dict(meta["config"]), encoder=encoder, captioner=captioner,
+                   text_encoder=text_encoder, cache_dir=cache_dir)
+        self.classes_ = np.asarray(meta["classes"], dtype=object)
+        self.merged_ = dict(meta.get("merged_into_other", {}))
+        self.hierarchy_ = LabelHierarchy.from_dict(meta.get("hierarchy", {}))
+        self.head_ = HEADS[meta["head"]["kind"]].from_state(load_file(str(root / "head.safetensors")),
+                                                            meta["head"]["params"])
+        self.fit_ids_ = read_json(root / "fit_ids.json") if (root / "fit_ids.json").is_file() else []
+        log = root / "train_log.jsonl"
+        self.history_ = [json.loads(x) for x in log.read_text().splitlines() if x] if log.is_file() else []
+        self.n_train_, self.n_val_ = meta.get("n_train", 0), meta.get("n_val", 0)
+        self.fit_seconds_ = meta.get("fit_seconds", 0.0)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise RuntimeError("this Categorizer is not fitted yet: call fit(catalog) or Categorizer.load(dir)")
+
+
+def _open_all(images: list[Any]) -> list[Any]:
+    """Open every path (PIL images pass through); a non-image raises ImageError naming the file."""
+    from fashionlens.catalog.images import open_image
+
+    return [im if hasattr(im, "convert") else open_image(im) for im in images]
+
+
+class _JsonLines:
+    """Appends one JSON object per line as training goes (nothing written without a path)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        if self.path:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")

@@ -1,0 +1,279 @@
+"""Classifier heads on embeddings (zero-shot prompts, logistic probe, MLP) and captioners.
+
+Every head maps (n, d) float32 features to (n, k) probabilities and round-trips through a dict of
+numpy arrays (`state()` / `from_state`) that is saved as safetensors — no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from fashionlens.encoders.base import Encoder, l2_normalize
+from fashionlens.evaluation.classification import (
+    classification_metrics,
+    confusion_matrix,
+    top_confusions,
+)
+
+DEFAULT_TEMPLATES = (
+    "a photo of {}.",
+    "a product photo of {}.",
+    "a catalog photo of a {}, a fashion product.",
+    "{}",
+)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(axis=0).astype(np.float32)
+    scale = X.std(axis=0).astype(np.float32)
+    return mean, np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
+
+
+class ZeroShotHead:
+    """Cosine similarity to prompt-ensembled class texts (mean of unit text vectors per class)."""
+
+    kind = "zeroshot"
+
+    def __init__(self, class_embeddings: np.ndarray, scale: float = 100.0):
+        self.class_embeddings_ = l2_normalize(class_embeddings)
+        self.scale = scale
+
+    @classmethod
+    def build(cls, encoder: Encoder, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES,
+              scale: float = 100.0) -> ZeroShotHead:
+        if not {"image", "text"} <= set(encoder.modalities):
+            raise ValueError(
+                f"zero-shot needs an encoder with image and text towers in one space; "
+                f"'{encoder.name}' encodes only: {', '.join(encoder.modalities)}"
+            )
+        names = [str(lb).replace("_", " ").lower() for lb in labels]
+        prompts = [t.format(n) for n in names for t in templates]
+        T = encoder.encode_texts(prompts).reshape(len(names), len(templates), -1)
+        return cls(T.mean(axis=1), scale)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(self.scale * l2_normalize(X) @ self.class_embeddings_.T)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"class_embeddings": self.class_embeddings_, "scale": np.asarray([self.scale], np.float32)}
+
+    @classmethod
+    def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> ZeroShotHead:
+        return cls(s["class_embeddings"], float(s["scale"][0]))
+
+
+class ProbeHead:
+    """Multinomial logistic regression (scikit-learn) on standardised features."""
+
+    kind = "probe"
+
+    def __init__(self, C: float = 1.0, max_iter: int = 300):
+        self.C, self.max_iter = C, max_iter
+
+    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> ProbeHead:
+        from sklearn.linear_model import LogisticRegression
+
+        self.mean_, self.scale_ = _standardise(X)
+        sw = None if weights is None else weights[y]
+        lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        lr.fit((X - self.mean_) / self.scale_, y, sample_weight=sw)
+        # classes absent from y keep a zero row and a very low bias: never predicted
+        self.coef_ = np.zeros((n_classes, X.shape[1]), np.float32)
+        self.intercept_ = np.full(n_classes, -1e4, np.float32)
+        coef = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_, lr.coef_]) / 2
+        icpt = lr.intercept_ if len(lr.classes_) > 2 else np.r_[-lr.intercept_, lr.intercept_] / 2
+        self.coef_[lr.classes_] = coef
+        self.intercept_[lr.classes_] = icpt
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"coef": self.coef_, "intercept": self.intercept_, "mean": self.mean_, "scale": self.scale_}
+
+    @classmethod
+    def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> ProbeHead:
+        h = cls(**params)
+        h.coef_, h.intercept_, h.mean_, h.scale_ = s["coef"], s["intercept"], s["mean"], s["scale"]
+        return h
+
+
+class MLPHead:
+    """Standardise -> Linear -> GELU -> Dropout -> Linear, trained with AdamW, label smoothing,
+    optional class weights, cosine schedule, and early stopping on validation macro F1."""
+
+    kind = "head"
+
+    def __init__(self, hidden: int = 1024, dropout: float = 0.4, epochs: int = 40, lr: float = 1e-3,
+                 weight_decay: float = 1e-3, batch_size: int = 256, patience: int = 6,
+                 label_smoothing: float = 0.1, seed: int = 0, device: str = "auto"):
+        self.hidden, self.dropout, self.epochs, self.lr = hidden, dropout, epochs, lr
+        self.weight_decay, self.batch_size, self.patience = weight_decay, batch_size, patience
+        self.label_smoothing, self.seed, self.device = label_smoothing, seed, device
+
+    def params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("hidden", "dropout", "epochs", "lr", "weight_decay",
+                                              "batch_size", "patience", "label_smoothing", "seed")}
+
+    def _net(self, d: int, k: int) -> Any:
+        from torch import nn
+
+        return nn.Sequential(nn.Linear(d, self.hidden), nn.GELU(), nn.Dropout(self.dropout), nn.Linear(self.hidden, k))
+
+    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, val: tuple[list[np.ndarray], np.ndarray],
+            weights: np.ndarray | None = None, labels: Sequence[str] | None = None,
+            log: Callable[[dict[str, Any]], None] | None = None) -> MLPHead:
+        """`val` = (views of the validation features, labels); view probabilities are averaged (TTA)."""
+        import torch
+
+        from fashionlens.encoders.torch_utils import resolve_device
+
+        torch.manual_seed(self.seed)
+        dev = resolve_device(self.device)
+        self.mean_, self.scale_ = _standardise(X)
+        self.net_ = self._net(X.shape[1], n_classes).to(dev)
+        Xt = torch.from_numpy((X - self.mean_) / self.scale_).to(dev)
+        yt = torch.from_numpy(np.asarray(y, np.int64)).to(dev)
+        w = None if weights is None else torch.from_numpy(weights).to(dev)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=self.label_smoothing)
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        steps = self.epochs * max(1, -(-len(Xt) // self.batch_size))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.1)
+        gen = torch.Generator().manual_seed(self.seed)
+        names = list(labels) if labels is not None else [str(i) for i in range(n_classes)]
+        best, best_state, waited = -1.0, None, 0
+        self.history_: list[dict[str, Any]] = []
+        for epoch in range(1, self.epochs + 1):
+            t0 = time.perf_counter()
+            self.net_.train()
+            perm = torch.randperm(len(Xt), generator=gen).to(dev)
+            total = 0.0
+            for i in range(0, len(perm), self.batch_size):
+                b = perm[i : i + self.batch_size]
+                loss = loss_fn(self.net_(Xt[b]), yt[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(b)
+            proba = np.mean([self.predict_proba(v) for v in val[0]], axis=0)
+            m = classification_metrics(val[1], proba.argmax(1), names, proba)
+            cm = confusion_matrix(val[1], proba.argmax(1), n_classes)
+            row = {"epoch": epoch, "train_loss": total / len(Xt), "val_accuracy": m["accuracy"],
+                   "val_macro_f1": m["macro_f1"], "val_weighted_f1": m["weighted_f1"],
+                   "val_top5_accuracy": m["top5_accuracy"], "lr": sched.get_last_lr()[0],
+                   "seconds": round(time.perf_counter() - t0, 3), "top_confusions": top_confusions(cm, names, 5)}
+            improved = m["macro_f1"] > best + 1e-4
+            if improved:
+                best, waited = m["macro_f1"], 0
+                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+            else:
+                waited += 1
+            row["best"] = improved
+            self.history_.append(row)
+            if log is not None:
+                log(row)
+            if waited >= self.patience:
+                break
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.best_epoch_ = max((r["epoch"] for r in self.history_ if r["best"]), default=0)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.net_.eval()
+        dev = next(self.net_.parameters()).device
+        x = torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32)).to(dev)
+        with torch.inference_mode():
+            out = [torch.softmax(self.net_(x[i : i + 4096]), dim=1).cpu().numpy() for i in range(0, len(x), 4096)]
+        return np.concatenate(out) if out else np.zeros((0, self.net_[-1].out_features), np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        sd = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        return {**sd, "mean": self.mean_, "scale": self.scale_}
+
+    @classmethod
+    def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> MLPHead:
+        import torch
+
+        h = cls(**params)
+        h.mean_, h.scale_ = s["mean"], s["scale"]
+        w0, w1 = s["net.0.weight"], s["net.3.weight"]
+        h.hidden = w0.shape[0]
+        h.net_ = h._net(w0.shape[1], w1.shape[0])
+        h.net_.load_state_dict({k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in s.items()
+                                if k.startswith("net.")})
+        h.net_.eval()
+        return h
+
+
+HEADS: dict[str, Any] = {"zeroshot": ZeroShotHead, "probe": ProbeHead, "head": MLPHead, "caption": ProbeHead}
+
+
+# ---- captioners ---------------------------------------------------------------------------------
+@runtime_checkable
+class Captioner(Protocol):
+    """Anything that writes one caption per image (BLIP/GIT encoders of the registry, HFCaptioner)."""
+
+    def caption(self, images: list[Any]) -> list[str]: ...
+
+
+class HFCaptioner:
+    """A transformers image-to-text model saved in a local folder (AutoProcessor + image-text-to-text)."""
+
+    def __init__(self, path: str | Path, max_new_tokens: int = 20, device: str = "auto", batch_size: int = 16):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from fashionlens.encoders.torch_utils import resolve_device
+
+        self.name = str(path)
+        self.device = resolve_device(device)
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.model = AutoModelForImageTextToText.from_pretrained(path).eval().to(self.device)
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def caption(self, images: list[Any]) -> list[str]:
+        import torch
+
+        from fashionlens.catalog.images import open_image
+
+        out: list[str] = []
+        for i in range(0, len(images), self.batch_size):
+            batch = [im.convert("RGB") if hasattr(im, "convert") else open_image(im)
+                     for im in images[i : i + self.batch_size]]
+            px = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
+            with torch.inference_mode():
+                ids = self.model.generate(pixel_values=px, max_new_tokens=self.max_new_tokens)
+            out += [s.strip() for s in self.processor.batch_decode(ids, skip_special_tokens=True)]
+        return out
+
+
+def build_captioner(spec: str) -> Captioner:
+    """A registry encoder name with a `caption` method, or a local transformers captioning folder."""
+    p = Path(spec)
+    if p.is_dir() and (p / "config.json").is_file():
+        return HFCaptioner(p)
+    from fashionlens.encoders.registry import create
+
+    enc = create(spec)
+    if not isinstance(enc, Captioner):
+        raise ValueError(f"encoder '{spec}' cannot write captions (it has no caption(images) method); "
+                         "use a BLIP/GIT encoder or a local transformers captioning folder")
+    return enc

@@ -1,0 +1,111 @@
+"""Perceptual alignment: does an encoder agree with people on "which one looks more similar"?
+
+2AFC accuracy on similarity triplets (vote-weighted, bootstrap CI), the human ceiling, and features
+of (photometrically augmented) views of the triplet images for frozen-encoder heads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionlens.tasks.perceptual_data import (
+    Triplets,
+    load_triplets,
+    mine_proxy_triplets,
+    photometric,
+    save_triplets,
+    split_by_reference,
+)
+
+__all__ = [
+    "Triplets", "cosine_distances", "evaluate_encoder", "human_ceiling", "load_triplets",
+    "mine_proxy_triplets", "photometric", "save_triplets", "split_by_reference", "two_afc",
+    "two_afc_scores", "view_features",
+]
+
+
+def two_afc_scores(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray) -> np.ndarray:
+    """Per-triplet 2AFC credit: the share of votes for the side the model calls closer (0.5 on a tie)."""
+    d_left, d_right, p_left = (np.asarray(a, dtype=np.float64) for a in (d_left, d_right, p_left))
+    return np.where(d_left < d_right, p_left, np.where(d_left > d_right, 1.0 - p_left, 0.5))
+
+
+def two_afc(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray, n_boot: int = 1000,
+            seed: int = 0) -> dict[str, Any]:
+    """Vote-weighted 2AFC accuracy with a 95% percentile bootstrap CI over triplets."""
+    s = two_afc_scores(d_left, d_right, p_left)
+    if not len(s):
+        raise ValueError("no triplets to score")
+    rng = np.random.default_rng(seed)
+    boots = np.array([s[rng.integers(0, len(s), len(s))].mean() for _ in range(n_boot)]) if n_boot else np.array([s.mean()])
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"2afc": float(s.mean()), "ci95": [float(lo), float(hi)], "n": int(len(s))}
+
+
+def human_ceiling(p_left: np.ndarray) -> float:
+    """Share of votes that agree with each triplet's majority: the best any model can score."""
+    p = np.asarray(p_left, dtype=np.float64)
+    return float(np.maximum(p, 1.0 - p).mean())
+
+
+def cosine_distances(features: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1 - cos(ref, left), 1 - cos(ref, right) for (n, 3) rows into `features`."""
+    f = np.asarray(features, dtype=np.float64)
+    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    r, a, b = f[index[:, 0]], f[index[:, 1]], f[index[:, 2]]
+    return 1.0 - (r * a).sum(1), 1.0 - (r * b).sum(1)
+
+
+def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, strength: float = 1.0,
+                  seed: int = 0, cache_dir: str | Path | None = None) -> np.ndarray:
+    """(n_images, n_views, dim) features; view 0 is the photo as is, the others photometric variants.
+
+    Several encoders (an ensemble) give their unit-norm features side by side. With `cache_dir`
+    the table is stored as .npy keyed by the encoders' fingerprints, the paths and the view settings.
+    """
+    from fashionlens.catalog.images import open_image
+
+    encs = list(encoders) if isinstance(encoders, (list, tuple)) else [encoders]
+    key = hashlib.blake2b(repr(([e.fingerprint() for e in encs], list(images), n_views, strength, seed))
+                          .encode(), digest_size=10).hexdigest()
+    cache = Path(cache_dir) / f"views-{key}.npy" if cache_dir is not None else None
+    if cache is not None and cache.is_file():
+        return np.load(cache)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(images), n_views, sum(e.dim for e in encs)), dtype=np.float32)
+    chunk = 64
+    for start in range(0, len(images), chunk):
+        photos = [open_image(p) for p in images[start : start + chunk]]
+        for v in range(n_views):
+            views = photos if v == 0 else [photometric(im, rng, strength) for im in photos]
+            out[start : start + len(photos), v] = np.concatenate([e.encode_images(views) for e in encs], axis=1)
+    if cache is not None:
+        from fashionlens.utils import atomic_write
+
+        with atomic_write(cache) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, out)
+    return out
+
+
+def evaluate_encoder(encoder: Any, triplets: Triplets, lighting: float | None = None, seed: int = 0,
+                     n_boot: int = 1000, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """2AFC of an encoder (or an ensemble list) on triplets, plus the human ceiling.
+
+    `lighting`: if set, every image is first photometrically changed with this strength (one fixed
+    random view per image), simulating the same items photographed under other lighting.
+    """
+    images = triplets.images
+    if lighting is None:
+        feats = view_features(encoder, images, 1, cache_dir=cache_dir)[:, 0]
+    else:
+        feats = view_features(encoder, images, 2, strength=lighting, seed=seed, cache_dir=cache_dir)[:, 1]
+    d_l, d_r = cosine_distances(feats, triplets.index(images))
+    res = two_afc(d_l, d_r, triplets.p_left, n_boot=n_boot, seed=seed)
+    res["human_ceiling"] = human_ceiling(triplets.p_left)
+    res["source"] = triplets.source
+    return res

@@ -1,0 +1,203 @@
+"""Search and recommend: build an index directory from a catalog, query it by text or photo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionlens.catalog.core import Catalog
+from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
+from fashionlens.encoders.base import Encoder
+from fashionlens.index.exact import ExactIndex
+from fashionlens.train.align import AlignConfig
+from fashionlens.utils import read_json, write_json
+
+DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
+DEFAULT_TEXT_ENCODER = "minilm-l6"
+INDEX_FORMAT = 1
+
+
+@dataclass
+class BuildConfig:
+    """How `build_index` turns a catalog into a searchable index directory."""
+
+    encoder: str = DEFAULT_IMAGE_ENCODER
+    text_encoder: str = DEFAULT_TEXT_ENCODER  # used when `encoder` has no text tower
+    label_column: str | None = "articleType"  # teaches the alignment what "similar" means; None = off
+    align: AlignConfig = field(default_factory=AlignConfig)
+    cache_dir: str | None = str(DEFAULT_CACHE)
+
+
+def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = None,
+                progress: bool = True) -> SearchIndex:
+    """Embed, align (when the encoder lacks a text tower in its image space), index and save."""
+    from fashionlens.encoders.registry import create
+
+    cfg = config or BuildConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = create(cfg.encoder)
+    info: dict[str, Any] = {"format": INDEX_FORMAT, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if {"image", "text"} <= set(base.modalities):
+        encoder, encoder_ref = base, cfg.encoder
+        vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
+    else:
+        encoder, history = align_encoders(base, create(cfg.text_encoder), catalog, out / "encoder", cfg, progress)
+        encoder_ref = "run:encoder"  # relative to the index directory
+        info["alignment"] = history
+        vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
+    info |= {"encoder": encoder_ref, "encoder_name": encoder.name if encoder_ref != "run:encoder" else
+             f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
+             "dim": encoder.dim, "n_items": len(catalog)}
+    index = ExactIndex(vectors, catalog.ids)
+    index.save(out)
+    catalog.save(out / "catalog.parquet")
+    write_json(out / "import_report.json", catalog.report.to_dict())
+    write_json(out / "index.json", info)
+    return SearchIndex(out, encoder=encoder)
+
+
+def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catalog, out: Path,
+                   cfg: BuildConfig, progress: bool = True) -> tuple[Encoder, dict[str, Any]]:
+    """Train the two-tower projection on the catalog's (name, photo) pairs and save it in `out`."""
+    from fashionlens.encoders.aligned import AlignedEncoder
+    from fashionlens.train.align import train_alignment
+
+    fi = embed_images(image_encoder, catalog, cfg.cache_dir, progress=progress)
+    ft = embed_texts(text_encoder, catalog, cfg.cache_dir, progress=progress)
+    labels = None
+    if cfg.label_column and cfg.label_column in catalog.df.columns:
+        labels = catalog.column(cfg.label_column)
+    res = train_alignment(fi, ft, labels, cfg.align, progress=progress)
+    enc = AlignedEncoder(image_encoder, text_encoder, res.image_head, res.text_head,
+                         {k: getattr(cfg.align, k) for k in ("dim", "hidden", "head", "dropout")},
+                         name=f"run:{out}")
+    enc.save(out)
+    history = {"best_epoch": res.best_epoch, "seconds": round(res.seconds, 2), "history": res.history,
+               "label_column": cfg.label_column if labels is not None else None}
+    write_json(out / "metrics.json", history)
+    return enc, history
+
+
+class SearchIndex:
+    """An index directory: catalog snapshot + vectors + the encoder that made them."""
+
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None):
+        self.folder = Path(folder)
+        meta = self.folder / "index.json"
+        if not meta.is_file():
+            raise FileNotFoundError(f"{self.folder} is not a fashionlens index (no index.json); build one with `fashionlens index`")
+        self.info = read_json(meta)
+        self.catalog = Catalog.load(self.folder / "catalog.parquet")
+        self.index = ExactIndex.load(self.folder)
+        self._encoder = encoder
+        self._lower: dict[str, np.ndarray] = {}
+
+    @property
+    def encoder(self) -> Encoder:
+        """The index's own encoder, loaded on first use."""
+        if self._encoder is None:
+            from fashionlens.encoders.registry import create
+
+            ref = self.info["encoder"]
+            if ref.startswith("run:") and not Path(ref[4:]).is_absolute():
+                ref = f"run:{self.folder / ref[4:]}"
+            self._encoder = create(ref)
+        return self._encoder
+
+    def check_encoder(self, name: str | None) -> None:
+        """A query encoder other than the index's gives a clear error (the spaces differ)."""
+        if name and name not in (self.info["encoder"], self.info.get("encoder_name")):
+            raise ValueError(
+                f"index {self.folder} was built with encoder '{self.info.get('encoder_name')}', "
+                f"not '{name}': its vectors live in another space. Rebuild with --encoder {name} or drop --encoder."
+            )
+
+    # ---- queries ----------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Text → image: the k photos that best match `query`, best first."""
+        if not query.strip():
+            raise ValueError("empty query")
+        q = self.encoder.encode_texts([query])
+        return self._results(q, k, filters)[0]
+
+    def similar(self, item_id: str | None = None, image: Any = None, k: int = 10,
+                filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Image → image: items that look like catalog item `item_id` (itself excluded) or a photo."""
+        if (item_id is None) == (image is None):
+            raise ValueError("give exactly one of an item id or an image")
+        if item_id is not None:
+            q = self.index.vectors[self.index.position(item_id)][None]
+            return self._results(q, k, filters, exclude=[str(item_id)])[0]
+        return self._results(self.encoder.encode_images([image]), k, filters)[0]
+
+    def search_vectors(self, queries: np.ndarray, k: int = 10, filters: dict[str, str] | None = None):
+        """Raw top-k (scores, row positions) for many query vectors at once."""
+        return self.index.search(queries, k, self.filter_mask(filters))
+
+    def filter_mask(self, filters: dict[str, str] | None) -> np.ndarray | None:
+        """Rows whose columns equal the given values (case-insensitive); None = no filter."""
+        if not filters:
+            return None
+        df = self.catalog.df
+        mask = np.ones(len(df), dtype=bool)
+        for col, val in filters.items():
+            if col not in df.columns or col in ("image",):
+                cols = ", ".join(c for c in df.columns if c != "image")
+                raise KeyError(f"unknown filter column '{col}'; columns: {cols}")
+            if col not in self._lower:
+                self._lower[col] = df[col].astype(str).str.lower().to_numpy()
+            mask &= self._lower[col] == str(val).lower()
+        return mask
+
+    def _results(self, q: np.ndarray, k: int, filters, exclude=None) -> list[list[dict[str, Any]]]:
+        self._check_dim(q)
+        scores, idx = self.index.search(q, k, self.filter_mask(filters), exclude=exclude)
+        df = self.catalog.df
+        out = []
+        for srow, irow in zip(scores, idx):
+            hits = []
+            for s, i in zip(srow, irow):
+                if i < 0:
+                    break
+                r = df.iloc[int(i)].to_dict()
+                hits.append({"id": r.pop("id"), "score": float(s), "text": r.pop("text"), "image": r.pop("image"), **r})
+            out.append(hits)
+        return out
+
+    def _check_dim(self, q: np.ndarray) -> None:
+        if q.shape[1] != self.index.dim:
+            raise ValueError(f"query vectors have dim {q.shape[1]} but the index has {self.index.dim}: built with another encoder")
+
+    # ---- maintenance ------------------------------------------------------------------------
+    def add(self, catalog: Catalog, cache_dir: str | None = str(DEFAULT_CACHE), progress: bool = False) -> int:
+        """Embed and add new (or changed) items without rebuilding; returns how many."""
+        import pandas as pd
+
+        vec = embed_images(self.encoder, catalog, cache_dir, progress=progress)
+        self.index.add(vec, catalog.ids)
+        old = self.catalog.df[~self.catalog.df["id"].isin(set(catalog.ids))]
+        self._sync(pd.concat([old, catalog.df], ignore_index=True))
+        return len(catalog)
+
+    def remove(self, ids: list[str]) -> int:
+        """Drop items by id without rebuilding; returns how many were present."""
+        n = self.index.remove(ids)
+        self._sync(self.catalog.df)
+        return n
+
+    def _sync(self, df) -> None:
+        # catalog rows must mirror index rows one to one
+        self.index.compact()
+        df = df.drop_duplicates("id", keep="last").set_index("id").loc[self.index.ids].reset_index()
+        self.catalog = Catalog(df, self.catalog.root, self.catalog.report)
+        self._lower.clear()
+
+    def save(self) -> None:
+        self.index.save(self.folder)
+        self.catalog.save(self.folder / "catalog.parquet")
+        write_json(self.folder / "index.json", {**self.info, "n_items": len(self.index)})

@@ -1,0 +1,159 @@
+"""Two-tower alignment: small projection heads on frozen image/text features, symmetric InfoNCE
+(+ SupCon on catalog labels), early stopping on validation Recall@10. Runs on cached features."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fashionlens.evaluation.metrics import target_ranks
+from fashionlens.train.losses import info_nce, supcon
+
+
+@dataclass
+class AlignConfig:
+    """Defaults measured on Myntra (docs/benchmarks.md)."""
+
+    dim: int = 256
+    hidden: int = 1024
+    head: str = "mlp"  # "mlp" (residual MLP) or "linear"
+    dropout: float = 0.2
+    supcon_weight: float = 0.5  # 0 disables the label term
+    supcon_temperature: float = 0.1
+    epochs: int = 40
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    patience: int = 6
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProjectionHead(nn.Module):
+    """Linear map, or a residual MLP (linear skip + GELU MLP) into the shared space."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 1024, kind: str = "mlp", dropout: float = 0.1):
+        super().__init__()
+        self.kind = kind
+        self.skip = nn.Linear(in_dim, out_dim)
+        if kind == "mlp":
+            self.mlp = nn.Sequential(
+                nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+            )
+        elif kind != "linear":
+            raise ValueError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.skip(x)
+        return y + self.mlp(x) if self.kind == "mlp" else y
+
+
+@dataclass
+class AlignResult:
+    image_head: ProjectionHead
+    text_head: ProjectionHead
+    log_scale: float
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds: float
+
+
+def _labels_to_ints(labels: np.ndarray | None, n: int) -> torch.Tensor | None:
+    if labels is None:
+        return None
+    _, inv = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    return torch.as_tensor(inv[:n])
+
+
+def train_alignment(
+    image_features: np.ndarray,
+    text_features: np.ndarray,
+    labels: np.ndarray | None = None,
+    config: AlignConfig | None = None,
+    progress: bool = False,
+) -> AlignResult:
+    """Fit the two heads on (photo, name) pairs; rows of the two arrays are paired."""
+    cfg = config or AlignConfig()
+    if len(image_features) != len(text_features):
+        raise ValueError("image and text features must have the same number of rows (paired items)")
+    if len(image_features) < 20:
+        raise ValueError(f"need at least 20 paired items to align, got {len(image_features)}")
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n = len(image_features)
+    perm = rng.permutation(n)
+    n_val = max(10, int(n * cfg.val_fraction))
+    val, tr = perm[:n_val], perm[n_val:]
+    xi = torch.as_tensor(image_features, dtype=torch.float32)
+    xt = torch.as_tensor(text_features, dtype=torch.float32)
+    y = _labels_to_ints(labels, n) if cfg.supcon_weight > 0 else None
+
+    hi = ProjectionHead(xi.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
+    ht = ProjectionHead(xt.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
+    log_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
+    params = [*hi.parameters(), *ht.parameters(), log_scale]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * max(1, int(np.ceil(len(tr) / cfg.batch_size)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+
+    best: tuple[float, int, dict[str, Any]] = (-1.0, -1, {})
+    history: list[dict[str, float]] = []
+    t0 = time.time()
+    epochs = range(cfg.epochs)
+    if progress:
+        from fashionlens.progress import track
+
+        epochs = track(epochs, "aligning towers")  # type: ignore[assignment]
+    for epoch in epochs:
+        hi.train()
+        ht.train()
+        order = tr[rng.permutation(len(tr))]
+        losses = []
+        for s in range(0, len(order), cfg.batch_size):
+            b = order[s : s + cfg.batch_size]
+            if len(b) < 2:
+                continue
+            zi, zt = hi(xi[b]), ht(xt[b])
+            loss = info_nce(zi, zt, log_scale)
+            if y is not None:
+                yb = y[b]
+                loss = loss + cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]), cfg.supcon_temperature)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        r10 = _val_recall(hi, ht, xi[val], xt[val])
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_recall@10": r10})
+        if r10 > best[0]:
+            best = (r10, epoch, {"i": _clone(hi), "t": _clone(ht), "s": float(log_scale.detach())})
+        elif epoch - best[1] >= cfg.patience:
+            break
+    hi.load_state_dict(best[2]["i"])
+    ht.load_state_dict(best[2]["t"])
+    return AlignResult(hi.eval(), ht.eval(), best[2]["s"], history, best[1], time.time() - t0)
+
+
+def _clone(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+@torch.no_grad()
+def _val_recall(hi: ProjectionHead, ht: ProjectionHead, xi: torch.Tensor, xt: torch.Tensor) -> float:
+    hi.eval()
+    ht.eval()
+    zi = nn.functional.normalize(hi(xi), dim=-1).numpy()
+    zt = nn.functional.normalize(ht(xt), dim=-1).numpy()
+    ranks = target_ranks(zt, zi, np.arange(len(zi)))
+    return float(np.mean(ranks < 10))
