@@ -53,6 +53,30 @@ def make_index(work: Path, n_encoder_items: int = 300) -> Path:
     return big_dir
 
 
+def cpu_breakdown(index: Path, n: int = 30) -> None:
+    """CPU time of one search request's stages, single-threaded (contention on a shared machine
+    inflates wall-clock latency, much less the CPU time each request needs)."""
+    import faiss
+    import torch
+
+    from fashionlens.tasks.search import SearchIndex
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    idx = SearchIndex(index)
+    idx.encoder.encode_texts(["warm up"])
+    enc, knn = [], []
+    for i in range(n):
+        c0 = time.thread_time()
+        q = idx.encoder.encode_texts([f"query number {i}"])
+        c1 = time.thread_time()
+        idx.index.search(q, 12)
+        knn.append(time.thread_time() - c1)
+        enc.append(c1 - c0)
+    print(f"CPU per request (median of {n}, 1 thread): MiniLM + head {np.median(enc) * 1000:.1f} ms, "
+          f"exact top-12 over {len(idx.index)} x {idx.index.dim} {np.median(knn) * 1000:.1f} ms", flush=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,18 +123,21 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="upper bound per level")
     ap.add_argument("--requests", type=int, default=600, help="upper bound per level")
     ap.add_argument("--repeat", action="store_true", help="repeat 20 queries (query-cache hits)")
+    ap.add_argument("--threads", type=int, default=1, help="passed to `fashionlens serve --threads`")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
 
     index = args.index or make_index(args.work)
+    cpu_breakdown(index)
     import pandas as pd
 
     names = pd.read_parquet(index / "catalog.parquet", columns=["text"])["text"].drop_duplicates()
     queries = names.sample(frac=1, random_state=0).tolist()[: 20 if args.repeat else None]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli.main", "serve", str(index), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli.main", "serve", str(index), "--port", str(port),
+                               "--threads", str(args.threads)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import httpx

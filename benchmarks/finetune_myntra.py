@@ -30,6 +30,10 @@ from fashionlens.evaluation.compare import (
 MYNTRA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "myntra"
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)[:60]
+
+
 def _save(rep: RetrievalReport, path: Path) -> None:
     np.savez(path.with_suffix(".npz"), **{k: v for k, v in rep.per_query.items()})
     path.write_text(json.dumps({"name": rep.name, "metrics": rep.metrics, "chance": rep.chance,
@@ -46,8 +50,10 @@ def _load(path: Path) -> RetrievalReport:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=8000, help="items sampled from the catalog (seed 0)")
-    ap.add_argument("--partial-train", type=int, default=3000)
+    ap.add_argument("--n", type=int, default=5000, help="items sampled from the catalog (seed 0)")
+    ap.add_argument("--partial-train", type=int, default=3000, help="train items for partial unfreezing")
+    ap.add_argument("--lora-train", type=int, default=2000, help="train items for LoRA")
+    ap.add_argument("--smoke", action="store_true", help="1 epoch everywhere (checks the script runs)")
     ap.add_argument("--out", default="/tmp/ft_bench")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -78,13 +84,13 @@ def main() -> None:
         zt = embed_texts(enc, test, DEFAULT_CACHE, progress=False)
         rep = evaluate_embeddings(name, zi, zt, labels_test, cats_test)
         rep.seconds = seconds
-        _save(rep, out / f"{name}.json")
+        _save(rep, out / f"{_slug(name)}.json")
         reports[name] = rep
         print(f"{name}: t2i R@10 {rep.value('text→image', 'recall@10'):.3f}  ({seconds:.0f}s)", flush=True)
 
     def done(name: str) -> bool:
-        if (out / f"{name}.json").is_file():
-            reports[name] = _load(out / f"{name}.json")
+        if (out / f"{_slug(name)}.json").is_file():
+            reports[name] = _load(out / f"{_slug(name)}.json")
             return True
         return False
 
@@ -93,7 +99,7 @@ def main() -> None:
     if not done(name):
         zi = embed_images(img_enc, test, DEFAULT_CACHE, progress=False)
         rep = evaluate_embeddings(name, zi, None, labels_test, cats_test)
-        _save(rep, out / f"{name}.json")
+        _save(rep, out / f"{_slug(name)}.json")
         reports[name] = rep
 
     # 1. the existing fast path (align.py defaults, as `fashionlens index` trains it)
@@ -111,21 +117,26 @@ def main() -> None:
                              {k: getattr(cfg, k) for k in ("dim", "hidden", "head", "dropout")})
         evaluate(name, enc, time.time() - t)
 
+    first = "frozen heads, InfoNCE+SupCon (this loop)"
+    warm = str(out / "runs" / _slug(first))  # tower runs start from these heads (two-stage recipe)
+    frozen = dict(epochs=40, batch_size=512, patience=6, lr=2e-3, dropout=0.2)
     runs = {
-        "frozen heads, InfoNCE+SupCon (this loop)": dict(epochs=30, batch_size=256, patience=5, lr=2e-3),
-        "two-tower batch-hard triplet (frozen)": dict(loss="triplet", epochs=30, batch_size=256, patience=5, lr=2e-3),
-        "LoRA r=8 on MiniLM q/k/v": dict(text_strategy="lora", epochs=4, batch_size=128, patience=2, lr=2e-3,
-                                         tower_lr=5e-4),
-        "partial: last 2 stages, 128 px": dict(image_strategy="partial", unfreeze_blocks=2, image_size=128,
-                                               epochs=2, batch_size=64, lr=2e-3, tower_lr=2e-4, patience=2),
+        first: (frozen, len(train)),
+        "two-tower batch-hard triplet (frozen)": ({**frozen, "loss": "triplet"}, len(train)),
+        "LoRA r=8 on MiniLM q/k/v": (dict(text_strategy="lora", epochs=2, batch_size=64, patience=2, lr=5e-4,
+                                          tower_lr=5e-4, dropout=0.2, init_from=warm), args.lora_train),
+        "partial: last 2 stages, 112 px": (dict(image_strategy="partial", unfreeze_blocks=2, image_size=112,
+                                                epochs=1, batch_size=64, lr=5e-4, tower_lr=2e-4, dropout=0.2,
+                                                init_from=warm), args.partial_train),
     }
-    for name, kw in runs.items():
-        slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
-        run_dir = out / "runs" / slug
+    for name, (kw, n_train) in runs.items():
+        run_dir = out / "runs" / _slug(name)
         if done(name):
             encoders[name] = create(f"run:{run_dir}")
             continue
-        sub = train.subset(np.arange(min(args.partial_train, len(train)))) if "partial" in name else train
+        if args.smoke:
+            kw, n_train = {**kw, "epochs": 1}, min(n_train, 100)
+        sub = train.subset(np.arange(min(n_train, len(train))))
         cfg = RetrievalConfig(**{"device": "cpu", **kw})
         t = time.time()
         res = train_retrieval(cfg, run_dir, sub, img_enc if "partial" not in name else create("efficientnet-lite0"),
@@ -134,22 +145,21 @@ def main() -> None:
         encoders[name] = res.encoder
         evaluate(name, res.encoder, secs)
 
-    # re-ranker on the first stage with the best *validation* Recall@10 among our loop's runs
+    # re-ranker on top of the frozen-heads first stage (its top-20)
     from fashionlens.train.reranker import CrossModalReranker, RerankerConfig
 
-    first = "frozen heads, InfoNCE+SupCon (this loop)"
     name = f"{first} + re-ranker"
     if not done(name):
         enc = encoders[first]
         t = time.time()
-        rr = CrossModalReranker(RerankerConfig(k=20, epochs=4)).fit(
+        rr = CrossModalReranker(RerankerConfig(k=20, epochs=1 if args.smoke else 4)).fit(
             embed_texts(enc, train, DEFAULT_CACHE, progress=False), embed_images(enc, train, DEFAULT_CACHE, progress=False))
         zi = embed_images(enc, test, DEFAULT_CACHE, progress=False)
         zt = embed_texts(enc, test, DEFAULT_CACHE, progress=False)
         ranks = rr.ranks(zt, zi, np.arange(len(test)), k=20)
         rep = evaluate_embeddings(name, zi, zt, labels_test, cats_test, t2i_ranks=ranks)
         rep.seconds = reports[first].seconds + (time.time() - t)
-        _save(rep, out / f"{name}.json")
+        _save(rep, out / f"{_slug(name)}.json")
         reports[name] = rep
         print(f"{name}: t2i R@10 {rep.value('text→image', 'recall@10'):.3f}", flush=True)
 

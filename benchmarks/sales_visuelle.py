@@ -14,8 +14,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 META = "category,color,fabric,season_type"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
+# One embedding cache for the whole session (set before fashionlens.embed is imported): tests that
+# embed the same real photos share the work; the user's own cache is never touched.
+os.environ["FASHIONLENS_CACHE"] = tempfile.mkdtemp(prefix="fashionlens-test-cache-")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -21,6 +25,12 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"../shared/data is missing (expected at {SHARED}); CI lays it beside the clone")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def emb_cache() -> str:
+    """The session-wide embedding cache directory."""
+    return os.environ["FASHIONLENS_CACHE"]
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -239,3 +240,28 @@ def test_web_pages(client, app_catalog):
     assert missing.status_code == 404 and "no item with id" in missing.text and "<html" in missing.text
     assert client.get("/static/app.js").status_code == 200
     _error(client.get("/no/such/page"), 404, "no page at /no/such/page")
+
+
+def test_concurrent_text_queries_share_forward_passes(app, monkeypatch):
+    served = app.state.served
+    enc = served.indexes["myntra200"].encoder
+    queries = [f"batched query number {i}" for i in range(12)]
+    want = enc.encode_texts(queries)
+    calls, original = [], enc.encode_texts
+
+    def slow_encode(texts):  # the first call holds the model while the other requests queue up
+        calls.append(len(texts))
+        time.sleep(0.3 if len(calls) == 1 else 0)
+        return original(texts)
+
+    monkeypatch.setattr(enc, "encode_texts", slow_encode)
+    got = {}
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, served.text_vector("myntra200", queries[i])))
+               for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(calls) == 12 and len(calls) < 12  # coalesced into fewer forward passes
+    for i in range(12):
+        np.testing.assert_allclose(got[i][0], want[i], atol=1e-5)

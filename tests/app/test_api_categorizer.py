@@ -46,9 +46,11 @@ def test_serve_command_binds_localhost_and_loads_once(monkeypatch, small_index_d
     import uvicorn
 
     import fashionlens.app.server as server
+    import fashionlens.cli.serve as serve
     from fashionlens.cli.main import app as cli
 
     calls = {}
+    monkeypatch.setattr(serve, "_set_threads", lambda n: calls.setdefault("threads", n))  # process-wide: not in tests
     monkeypatch.setattr(server, "create_app", lambda *a, **kw: calls.setdefault("create", (a, kw)) and "APP")
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.setdefault("run", (app, kw)))
     res = CliRunner().invoke(cli, ["serve", str(small_index_dir), "--port", "8123", "--max-mb", "3"])
@@ -56,6 +58,7 @@ def test_serve_command_binds_localhost_and_loads_once(monkeypatch, small_index_d
     (dirs, cats), kw = calls["create"]
     assert list(map(str, dirs)) == [str(small_index_dir)] and cats == [] and kw["max_bytes"] == 3 * 1024 * 1024
     assert calls["run"] == ("APP", {"host": "127.0.0.1", "port": 8123, "log_level": "warning"})
+    assert calls["threads"] == 1
 
     res = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "missing: no such directory" in res.output

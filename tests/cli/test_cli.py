@@ -15,9 +15,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def index_dir(myntra_small, tmp_path_factory):
+def index_dir(myntra_small, tmp_path_factory, emb_cache):
     out = tmp_path_factory.mktemp("cli_idx")
-    cfg = BuildConfig(cache_dir=str(tmp_path_factory.mktemp("emb")), align=AlignConfig(epochs=5, batch_size=64))
+    cfg = BuildConfig(cache_dir=emb_cache, align=AlignConfig(epochs=5, batch_size=64))
     build_index(myntra_small.subset(range(120)), out, cfg, progress=False)
     return out
 

@@ -161,3 +161,10 @@ def test_local_weights_enter_the_fingerprint(tiny: dict[str, dict[str, Any]], tm
 
     for hub_source in ("", "facebook/dinov2-small"):  # hub ids are pinned by the name alone
         assert with_source(HFVisionEncoder.__new__(HFVisionEncoder), hub_source).weights_id == ""
+
+
+def test_half_precision_is_for_gpus_only(tiny: dict[str, dict[str, Any]]) -> None:
+    enc = _create("dinov2-vits14", tiny, precision="fp16")
+    assert enc.device.type == "cpu" and enc.amp_dtype is None  # fp16 on CPU: slow, so never
+    np.testing.assert_array_equal(enc.encode_images(_images()[:2]),
+                                  _create("dinov2-vits14", tiny).encode_images(_images()[:2]))

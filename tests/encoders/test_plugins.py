@@ -66,9 +66,6 @@ def plugin_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return "char-histogram"
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="registry._load_families stores ep.load as the factory, so kwargs go to "
-                          "EntryPoint.load(); needs `lambda _ep=ep, **kw: _ep.load()(**kw)` in registry.py")
 def test_entry_point_encoder_is_listed_and_created(plugin_dist: str) -> None:
     names = [c.name for c in list_encoders()]
     assert plugin_dist in names and "clip-vit-b-32.openai" in names  # plugins add to the zoo

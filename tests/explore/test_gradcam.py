@@ -73,24 +73,24 @@ def test_linear_head_reproduces_logistic_regression() -> None:
         gc.fit_linear_head(torch.nn.Identity(), X, ["a"] * 90)
 
 
-def test_categorization_head_on_lite0_looks_at_the_product(myntra_small, tmp_path: Path) -> None:
+def test_categorization_head_on_lite0_looks_at_the_product(myntra_small, tmp_path: Path, tmp_path_factory) -> None:
     """A masterCategory head on efficientnet-lite0: beats the majority class, and its Grad-CAM mass
     sits on the product more than a map spread evenly over the frame would."""
     from fashionlens.embed import embed_images
     from fashionlens.encoders.registry import create
 
     enc = create("efficientnet-lite0")
-    cat = myntra_small.subset(np.arange(120))
-    X = embed_images(enc, cat, cache_dir=tmp_path / "cache", progress=False)
+    cat = myntra_small.subset(np.arange(100))  # the same items as the report tests: one shared cache
+    X = embed_images(enc, cat, cache_dir=tmp_path_factory.getbasetemp() / "explore_cache", progress=False)
     y = cat.df["masterCategory"].astype(str).to_numpy()
-    head, classes, clf = gc.fit_linear_head(enc.model, X[:90], y[:90])
-    acc = (clf.predict(X[90:]) == y[90:]).mean()
-    majority = max((y[90:] == c).mean() for c in set(y[:90]))
+    head, classes, clf = gc.fit_linear_head(enc.model, X[:75], y[:75])
+    acc = (clf.predict(X[75:]) == y[75:]).mean()
+    majority = max((y[75:] == c).mean() for c in set(y[:75]))
     assert acc > majority
     assert gc.last_conv_layer(enc.model) is enc.model.bn2
-    pred = [classes.index(p) for p in clf.predict(X[90:98])]
-    cams, rgb = gc.compute_cams(head, enc.model.bn2, cat.images[90:98], pred, enc.preprocess)
+    pred = [classes.index(p) for p in clf.predict(X[75:83])]
+    cams, rgb = gc.compute_cams(head, enc.model.bn2, cat.images[75:83], pred, enc.preprocess)
     masks = gc.product_masks(rgb)
     assert gc.cam_mass_inside(cams, masks).mean() > masks.mean()
-    paths = gc.save_gradcam(head, enc.model.bn2, cat.images[90:92], pred[:2], tmp_path / "cams", enc.preprocess)
+    paths = gc.save_gradcam(head, enc.model.bn2, cat.images[75:77], pred[:2], tmp_path / "cams", enc.preprocess)
     assert [Image.open(p).size for p in paths] == [(2 * 160, 160)] * 2

@@ -240,3 +240,17 @@ def test_augmented_encoder_is_deterministic_and_changes_pixels(toy):
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="unknown method"):
         CategorizeConfig(method="magic")
+
+
+def test_probe_matches_scikit_learn_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from fashionlens.tasks.categorize_heads import ProbeHead
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.7, size=300) > 0).astype(int) + (X[:, 2] > 1)
+    ours = ProbeHead(C=0.5).fit(X, y, 3)
+    Xs = (X - ours.mean_) / ours.scale_
+    ref = LogisticRegression(C=0.5, max_iter=2000, tol=1e-8).fit(Xs, y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(Xs), atol=2e-3)

@@ -25,7 +25,12 @@ def _tokenizer():
 
 def save_tiny_blip(path):
     import torch
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     torch.manual_seed(0)
     cfg = BlipConfig(vision_config=TINY_VISION, text_config=dict(

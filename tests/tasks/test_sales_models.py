@@ -89,6 +89,9 @@ def test_sklearn_estimator_basics():
     arr = np.random.default_rng(0).normal(size=(50, 4))
     r = SalesRegressor(model="ridge").fit(arr, arr[:, 0] * 2)
     assert r.n_features_in_ == 4 and r.predict(arr).shape == (50,)
+    X, y = _signal_table(80)
+    fitted = SalesRegressor(model="ridge").fit(X.drop(columns=["category", "launch"]), y)
+    assert fitted.predict(X.drop(columns=["category", "launch"]).to_numpy()).shape == (80,)  # array in
     with pytest.raises(ValueError, match="4"):
         r.predict(arr[:, :3])
     with pytest.raises(ValueError, match="unknown model"):

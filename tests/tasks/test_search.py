@@ -13,8 +13,8 @@ from fashionlens.train.align import AlignConfig, ProjectionHead, train_alignment
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("emb"))
+def cache(emb_cache):
+    return emb_cache
 
 
 @pytest.fixture(scope="module")

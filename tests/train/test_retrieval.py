@@ -148,7 +148,7 @@ def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
 def test_cli_trains_from_yaml_and_result_indexes(tmp_path):
     from typer.testing import CliRunner
 
-    from fashionlens.cli.train import app
+    from fashionlens.cli.main import app
 
     vit, bert = "tests.train.test_strategies:TinyViT", "tests.train.test_strategies:TinyBert"
     root = tmp_path / "toy"
@@ -157,11 +157,11 @@ def test_cli_trains_from_yaml_and_result_indexes(tmp_path):
     p = tmp_path / "toy.yaml"
     p.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
-    r = CliRunner().invoke(app, ["retrieval", str(p), "--out", str(out), "--json"])
+    r = CliRunner().invoke(app, ["train", "retrieval", str(p), "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output)
     assert summary["encoder"] == f"run:{out}" and summary["epochs_run"] == 2
-    r = CliRunner().invoke(app, ["retrieval", str(p), "--out", str(out)])
+    r = CliRunner().invoke(app, ["train", "retrieval", str(p), "--out", str(out)])
     assert r.exit_code == 2 and "already holds a run" in r.output
     from fashionlens.catalog import load_catalog
     from fashionlens.tasks.search import BuildConfig, build_index

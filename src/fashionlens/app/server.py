@@ -48,6 +48,8 @@ class Served:
         self.captioner = captioner
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
         self.lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # guards the query cache and the pending-query queues
+        self._pending: dict[str, list[dict[str, Any]]] = {}
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._query_cache = query_cache
         self.facets = {name: _facets(idx.catalog.df) for name, idx in indexes.items()}
@@ -71,18 +73,41 @@ class Served:
 
     # ---- model calls (locked) -----------------------------------------------------------------
     def text_vector(self, index_name: str, query: str) -> np.ndarray:
-        """The query's embedding, from a small LRU cache (popular queries repeat)."""
+        """The query's (1, dim) embedding: from a small LRU cache (popular queries repeat), else
+        encoded together with whatever other queries arrived meanwhile (one forward for many users)."""
         key = (index_name, query.strip().lower())
-        with self.lock:
+        with self._cache_lock:
             vec = self._queries.get(key)
             if vec is not None:
                 self._queries.move_to_end(key)
                 return vec
-            vec = self.indexes[index_name].encoder.encode_texts([query.strip()])
+        vec = self._encode_batched(index_name, query.strip())
+        with self._cache_lock:
             self._queries[key] = vec
             if len(self._queries) > self._query_cache:
                 self._queries.popitem(last=False)
         return vec
+
+    def _encode_batched(self, index_name: str, text: str) -> np.ndarray:
+        # Each request queues its text, then waits for the model lock; whoever gets the lock encodes
+        # every queued text of that index. Later holders find their slot already filled.
+        slot: dict[str, Any] = {"text": text}
+        with self._cache_lock:
+            self._pending.setdefault(index_name, []).append(slot)
+        with self.lock:
+            if "vec" not in slot and "error" not in slot:
+                with self._cache_lock:
+                    batch = self._pending.pop(index_name, [])
+                try:
+                    vecs = self.indexes[index_name].encoder.encode_texts([b["text"] for b in batch])
+                    for b, v in zip(batch, vecs, strict=True):
+                        b["vec"] = v[None]
+                except Exception as e:  # every waiting request gets the error, not a hang
+                    for b in batch:
+                        b["error"] = e
+        if "error" in slot:
+            raise slot["error"]
+        return slot["vec"]
 
     def image_vector(self, index_name: str, image: Image.Image) -> np.ndarray:
         with self.lock:
@@ -110,13 +135,9 @@ class Served:
     # ---- results ------------------------------------------------------------------------------
     def rows(self, index_name: str, scores: np.ndarray, positions: np.ndarray) -> list[dict[str, Any]]:
         """JSON-ready hits for (scores, row positions) of one query; -1 positions are padding."""
-        df = self.indexes[index_name].catalog.df
-        out = []
-        for s, i in zip(scores, positions, strict=True):
-            if i < 0:
-                break
-            out.append(self.item(index_name, df.iloc[int(i)].to_dict(), float(s)))
-        return out
+        keep = positions >= 0
+        recs = self.indexes[index_name].catalog.df.iloc[positions[keep]].to_dict("records")  # one pandas call
+        return [self.item(index_name, r, float(s)) for r, s in zip(recs, scores[keep], strict=True)]
 
     def item(self, index_name: str, row: dict[str, Any], score: float | None = None) -> dict[str, Any]:
         """One catalog row for the outside world: no server paths, no NaN, thumbnail and page URLs."""

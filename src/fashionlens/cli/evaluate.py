@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ app = typer.Typer(help="Judge models on data they never saw.", no_args_is_help=T
 def retrieval_cmd(
     index: Path = typer.Argument(..., help="Index directory (its encoder is evaluated)."),
     queries: Path = typer.Option(..., "--queries", help="A catalog the index never saw."),
-    limit: Optional[int] = typer.Option(None, help="Use the first N items of the query catalog."),
+    limit: int | None = typer.Option(None, help="Use the first N items of the query catalog."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Text→image Recall@1/5/10, MRR, NDCG@10 over the whole query gallery, and image→image precision@10."""

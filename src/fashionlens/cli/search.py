@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,18 +24,21 @@ def index_cmd(
     out: Path = typer.Option(..., "--out", help="Index directory to write."),
     encoder: str = typer.Option("efficientnet-lite0", help="Registry name, run:<dir> or module:factory."),
     text_encoder: str = typer.Option("minilm-l6", help="Text tower to align with when ENCODER has none."),
-    label: Optional[str] = typer.Option("articleType", help="Catalog column that teaches the alignment what 'similar' means ('' = none)."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N items."),
-    id_col: Optional[str] = typer.Option(None, "--id-col"),
-    image_col: Optional[str] = typer.Option(None, "--image-col"),
-    text_col: Optional[str] = typer.Option(None, "--text-col"),
+    label: str | None = typer.Option("articleType", help="Catalog column that teaches the alignment what 'similar' means ('' = none)."),
+    limit: int | None = typer.Option(None, help="Use only the first N items."),
+    id_col: str | None = typer.Option(None, "--id-col"),
+    image_col: str | None = typer.Option(None, "--image-col"),
+    text_col: str | None = typer.Option(None, "--text-col"),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first bad item instead of skipping it."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import, validate, embed, align and index a catalog."""
     from fashionlens.catalog import load_catalog
+    from fashionlens.encoders.registry import check_name
     from fashionlens.tasks.search import BuildConfig, build_index
 
+    check_name(encoder)
+    check_name(text_encoder)
     cat = load_catalog(catalog, id_col=id_col, image_col=image_col, text_col=text_col, strict=strict,
                        limit=limit, progress=True)
     _report_import(cat, as_json)
@@ -63,8 +65,8 @@ def search_cmd(
     index: Path = typer.Argument(..., help="Index directory."),
     query: str = typer.Argument(..., help="What to look for, e.g. 'black leather ankle boots'."),
     top: int = typer.Option(10, "--top", "-k", min=1),
-    filter: Optional[list[str]] = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
-    encoder: Optional[str] = typer.Option(None, help="Must match the index's encoder (checked)."),
+    filter: list[str] | None = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
+    encoder: str | None = typer.Option(None, help="Must match the index's encoder (checked)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Text → image search."""
@@ -78,10 +80,10 @@ def search_cmd(
 @friendly_errors
 def similar_cmd(
     index: Path = typer.Argument(..., help="Index directory."),
-    id: Optional[str] = typer.Option(None, "--id", help="A catalog item id."),
-    image: Optional[Path] = typer.Option(None, "--image", help="A photo file."),
+    id: str | None = typer.Option(None, "--id", help="A catalog item id."),
+    image: Path | None = typer.Option(None, "--image", help="A photo file."),
     top: int = typer.Option(10, "--top", "-k", min=1),
-    filter: Optional[list[str]] = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
+    filter: list[str] | None = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Image → image: items that look like a catalog item or a photo."""

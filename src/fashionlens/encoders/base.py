@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,7 +54,7 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x / np.maximum(n, eps)
 
 
-class Encoder(abc.ABC):
+class Encoder:
     """Images and/or texts in, float32 L2-normalised numpy rows out.
 
     Subclasses set `name`, `dim`, `modalities` and implement `_encode_images` / `_encode_texts`

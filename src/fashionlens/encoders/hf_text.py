@@ -51,10 +51,11 @@ class HFTextEncoder(TorchEncoder):
 
 def load_hf_text(name: str, source: str, device: str = "auto", precision: str = "auto",
                  batch_size: int = 64, max_length: int = 128) -> HFTextEncoder:
-    """`AutoModel` (no pooler: we mean-pool) + `AutoTokenizer` from a hub id or local dir."""
+    """`AutoModel` + `AutoTokenizer` from a hub id or local dir (its pooler, if any, goes unused:
+    dropping it at load would only make transformers report the checkpoint's pooler weights)."""
     from transformers import AutoModel, AutoTokenizer
 
-    model, tok = hub_load(name, source, lambda: (AutoModel.from_pretrained(source, add_pooling_layer=False),
+    model, tok = hub_load(name, source, lambda: (AutoModel.from_pretrained(source),
                                                   AutoTokenizer.from_pretrained(source)))
     enc = HFTextEncoder(name, model, tok, device, precision, batch_size, max_length)
     return with_source(enc, source)

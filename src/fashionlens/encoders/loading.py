@@ -41,9 +41,13 @@ def hub_load(name: str, source: str, fn: Callable[[], T]) -> T:
     if not is_local(source) and (source.startswith(("/", "./", "../", "~")) or source.endswith(
             (".safetensors", ".bin", ".pt", ".pth"))):
         raise FileNotFoundError(f"weights for '{name}' not found: {source}")
+    from huggingface_hub.errors import HfHubHTTPError
+
     try:
         return fn()
-    except Exception:
+    # what a hub miss raises: transformers/timm OSError (LocalEntryNotFoundError is one),
+    # open_clip RuntimeError/ValueError wrapping it, HfHubHTTPError for network/HTTP failures
+    except (OSError, RuntimeError, ValueError, HfHubHTTPError):
         if is_local(source):
             raise
         from fashionlens.encoders.hub import offline_error

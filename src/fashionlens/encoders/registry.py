@@ -74,7 +74,8 @@ def _load_families() -> None:
         importlib.import_module(mod)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in _REGISTRY:
-            _REGISTRY[ep.name] = _Entry(ep.load, ModelCard(name=ep.name, modalities=(), source=ep.value))
+            _REGISTRY[ep.name] = _Entry(lambda _ep=ep, **kw: _ep.load()(**kw),
+                                        ModelCard(name=ep.name, modalities=(), source=ep.value))
 
 
 def list_encoders() -> list[ModelCard]:
@@ -102,8 +103,19 @@ def create(name: str, **kwargs: Any) -> Encoder:
         if not isinstance(enc, Encoder):
             raise TypeError(f"'{name}' returned {type(enc).__name__}, not a fashionlens Encoder")
         return enc
+    raise _unknown(name)
+
+
+def check_name(name: str) -> None:
+    """Fail fast (before any work) on a name `create` could never resolve."""
+    _load_families()
+    if name not in _REGISTRY and ":" not in name:
+        raise _unknown(name)
+
+
+def _unknown(name: str) -> UnknownEncoderError:
     known = ", ".join(sorted(_REGISTRY))
-    raise UnknownEncoderError(
+    return UnknownEncoderError(
         f"unknown encoder '{name}'. Known encoders: {known}. "
         "Also accepted: 'run:<dir>' (a trained run) and 'package.module:factory'."
     )

@@ -217,7 +217,7 @@ def save_hits_grid(catalog: Catalog, text_emb: np.ndarray, image_emb: np.ndarray
     for qi, row in zip(q, top, strict=True):
         for j, g in enumerate(row):
             images.append(open_image(catalog.images[g]))
-            titles.append((f"“{catalog.texts[qi][:28]}” → " if j == 0 else "") + f"#{j + 1}")
+            titles.append((f"'{catalog.texts[qi][:30]}' " if j == 0 else "") + f"#{j + 1}")  # ASCII: any font
             hl.append(bool(g == qi))
     return save_grid(images, out, titles=titles, ncols=5, highlight=hl, heading=heading)
 

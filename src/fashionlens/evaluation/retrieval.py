@@ -11,7 +11,12 @@ import numpy as np
 from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
-from fashionlens.evaluation.metrics import label_precision_at_k, metrics_from_ranks, target_ranks, topk
+from fashionlens.evaluation.metrics import (
+    label_precision_at_k,
+    metrics_from_ranks,
+    target_ranks,
+    topk,
+)
 
 DEFAULT_LABELS: tuple[tuple[str, ...], ...] = (("articleType",), ("articleType", "baseColour"))
 

@@ -179,6 +179,7 @@ def plot_sweep(sweep: KSweep) -> Any:
     fig, ax1 = plt.subplots(figsize=(7, 3.8))
     ax1.plot(sweep.ks, sweep.inertia, "o-", color="tab:blue", label="inertia")
     ax1.set_xlabel("k")
+    ax1.set_xticks(sweep.ks if len(sweep.ks) <= 20 else sweep.ks[:: -(-len(sweep.ks) // 20)])
     ax1.set_ylabel("inertia (within-cluster SS)", color="tab:blue")
     ax2 = ax1.twinx()
     ax2.plot(sweep.ks, sweep.silhouette, "s-", color="tab:orange", label="silhouette")

@@ -74,27 +74,44 @@ class ZeroShotHead:
 
 
 class ProbeHead:
-    """Multinomial logistic regression (scikit-learn) on standardised features."""
+    """Multinomial logistic regression on standardised features.
+
+    Same objective as scikit-learn's `LogisticRegression(C=C)` (mean cross-entropy + ||W||^2 / (2 C n),
+    bias unpenalised), solved full-batch with torch L-BFGS: on 30k x 1280 features and 140 classes
+    scikit-learn's lbfgs took tens of minutes on 2 cores, this takes about one.
+    """
 
     kind = "probe"
 
-    def __init__(self, C: float = 1.0, max_iter: int = 300):
+    def __init__(self, C: float = 1.0, max_iter: int = 200):
         self.C, self.max_iter = C, max_iter
 
     def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> ProbeHead:
-        from sklearn.linear_model import LogisticRegression
+        import torch
 
         self.mean_, self.scale_ = _standardise(X)
-        sw = None if weights is None else weights[y]
-        lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        lr.fit((X - self.mean_) / self.scale_, y, sample_weight=sw)
-        # classes absent from y keep a zero row and a very low bias: never predicted
-        self.coef_ = np.zeros((n_classes, X.shape[1]), np.float32)
-        self.intercept_ = np.full(n_classes, -1e4, np.float32)
-        coef = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_, lr.coef_]) / 2
-        icpt = lr.intercept_ if len(lr.classes_) > 2 else np.r_[-lr.intercept_, lr.intercept_] / 2
-        self.coef_[lr.classes_] = coef
-        self.intercept_[lr.classes_] = icpt
+        x = torch.from_numpy((X - self.mean_) / self.scale_)
+        t = torch.from_numpy(np.asarray(y, np.int64))
+        sw = torch.ones(len(t)) if weights is None else torch.from_numpy(weights)[t]
+        sw = sw / sw.mean()
+        W = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+        b = torch.zeros(n_classes, requires_grad=True)
+        opt = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=1e-6,
+                                tolerance_change=1e-9, history_size=20, line_search_fn="strong_wolfe")
+        lam = 1.0 / (2 * self.C * len(t))
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            ce = torch.nn.functional.cross_entropy(x @ W + b, t, reduction="none")
+            loss = (ce * sw).mean() + lam * (W * W).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        present = np.bincount(np.asarray(y, np.int64), minlength=n_classes) > 0
+        self.coef_ = W.detach().numpy().T.copy()
+        # classes absent from y have nothing to learn from: a very low bias, never predicted
+        self.intercept_ = np.where(present, b.detach().numpy(), -1e4).astype(np.float32)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

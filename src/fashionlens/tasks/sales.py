@@ -103,7 +103,7 @@ def build_features(catalog: Catalog, spec: FeatureSpec | str, encoder=None, *, c
 
         emb = PCA(min(pca, len(emb), emb.shape[1]), random_state=0).fit_transform(emb).astype(np.float32)
     img = pd.DataFrame(emb, columns=[f"{IMAGE_PREFIX}{i}" for i in range(emb.shape[1])])
-    if not has.all():
+    if not has.all() and "has_image" not in X.columns:
         img["has_image"] = has.astype(float)
     return pd.concat([X, img], axis=1)
 
@@ -245,7 +245,7 @@ def evaluate(catalog: Catalog, target: Target, spec: FeatureSpec, model: str, tr
     est = make_estimator(model, target.task, **params).fit(X.iloc[train], y[train])
     pred = _scores(est, X.iloc[test])
     group = pick_group(catalog)
-    meta = build_features(catalog, FeatureSpec(tuple(c for c in {group} if c)))
+    meta = build_features(catalog, FeatureSpec((group,) if group else ()))
     rows = [{"name": name, **_metrics(target, y[test], p)}
             for name, p in baselines(target, meta.iloc[train], meta.iloc[test], y[train], group).items()]
     if spec.image and spec.columns:

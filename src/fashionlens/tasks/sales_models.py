@@ -109,11 +109,11 @@ class _SalesBase(BaseEstimator):
 
     def _frame(self, X) -> pd.DataFrame:
         check_is_fitted(self, "pipeline_")
-        X = _as_frame(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}")
-        if list(X.columns) != list(self.feature_names_in_):
-            X = X.set_axis(self.feature_names_in_, axis=1) if not isinstance(X.columns[0], str) else X
+        if not isinstance(X, pd.DataFrame):  # plain arrays are read in the fitted column order
+            arr = np.asarray(X)
+            if arr.ndim != 2 or arr.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has shape {arr.shape}, but the model was fitted with {self.n_features_in_} features")
+            X = pd.DataFrame(arr, columns=self.feature_names_in_)
         return X
 
     def predict(self, X) -> np.ndarray:

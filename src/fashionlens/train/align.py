@@ -102,7 +102,7 @@ def train_alignment(
     params = [*hi.parameters(), *ht.parameters(), log_scale]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * max(1, int(np.ceil(len(tr) / cfg.batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
 
     best: tuple[float, int, dict[str, Any]] = (-1.0, -1, {})
     history: list[dict[str, float]] = []

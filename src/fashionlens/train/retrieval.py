@@ -75,6 +75,7 @@ class RetrievalConfig:
     precision: str = "no"  # accelerate mixed precision: no | fp16 | bf16 (GPUs)
     device: str = "auto"
     cache_dir: str | None = str(DEFAULT_CACHE)
+    init_from: str | None = None  # a run dir: start heads/temperature (and any matching weights) from it
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -168,6 +169,8 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
     image_encoder = image_encoder or create(cfg.image_encoder)
     text_encoder = text_encoder or create(cfg.text_encoder)
     model = build_model(cfg, image_encoder, text_encoder)
+    if cfg.init_from:
+        _init_from(model, Path(cfg.init_from))
     model.image_tower.bind(catalog, cfg.cache_dir, progress)
     model.text_tower.bind(catalog, cfg.cache_dir, progress)
 
@@ -265,6 +268,22 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
     enc = FinetunedEncoder(core.eval(), cfg.to_dict(), name=f"run:{run.root}")
     return TrainResult(enc, run.root, [r for r in run.records() if r.get("event") == "epoch"],
                        best_epoch, best, time.time() - t0)
+
+
+def _init_from(model: DualEncoder, run: Path) -> None:
+    """Warm start: copy the trained weights of another run (e.g. frozen-tower heads) that fit."""
+    from safetensors.torch import load_file
+
+    path = run / "weights.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: {path} not found (train that run first)")
+    own = dict(model.named_parameters())
+    src = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
+    if not any(k.endswith("_head.skip.weight") for k in src):
+        raise ValueError(f"init_from: {run} has no projection heads of the same shapes as this model")
+    with torch.no_grad():
+        for k, v in src.items():
+            own[k].copy_(v)
 
 
 def _finish(run: RunDir, model: DualEncoder, cfg: RetrievalConfig, best_epoch: int) -> None:

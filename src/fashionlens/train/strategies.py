@@ -85,7 +85,7 @@ class FeatureTower(Tower):
         return self.features[list(rows)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        return x  # already unit-norm encoder output
 
     def encode(self, items: list[Any]) -> torch.Tensor:
         fn = self.encoder.encode_images if self.modality == "image" else self.encoder.encode_texts
@@ -115,7 +115,8 @@ class ImageTower(Tower):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
-        return out.flatten(1) if out.dim() > 2 else out
+        # unit norm like every Encoder's output, so heads fit frozen (cached) and trained towers alike
+        return nn.functional.normalize((out.flatten(1) if out.dim() > 2 else out).float(), dim=-1)
 
     def encode(self, items: list[Any]) -> torch.Tensor:
         from fashionlens.encoders.torch_utils import pixel_batch
@@ -155,10 +156,12 @@ class TextTower(Tower):
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.is_st:
-            return self.model(dict(x))["sentence_embedding"]
-        hidden = self.model(**x).last_hidden_state
-        mask = x["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out = self.model(dict(x))["sentence_embedding"]
+        else:
+            hidden = self.model(**x).last_hidden_state
+            mask = x["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return nn.functional.normalize(out.float(), dim=-1)  # unit norm, as the encoder's own output
 
     def encode(self, items: list[Any]) -> torch.Tensor:
         dev = next(self.parameters()).device
