@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 RUNS = {  # name -> CategorizeConfig overrides
     "probe": {"method": "probe", "tta": False, "balance": "none"},
-    "head": {"method": "head", "augment": "none", "tta": False},
-    "head+flip+tta": {"method": "head", "augment": "flip", "tta": True},
+    "head": {"method": "head", "augment": "none", "tta": False, "head": {"epochs": 25, "patience": 5}},
+    "head+flip+tta": {"method": "head", "augment": "flip", "tta": True, "head": {"epochs": 25, "patience": 5}},
 }
 
 
@@ -28,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/myntra"))
     ap.add_argument("--rows", type=int, default=None, help="first N rows of styles.csv (default: all)")
+    ap.add_argument("--sample", type=int, default=0, help="add a seeded sample of N items (seed 0) to --rows")
     ap.add_argument("--labels", default="articleType,masterCategory,baseColour")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--encoder", default="efficientnet-lite0")
@@ -48,7 +49,13 @@ def main() -> None:
 
     cat = load_catalog(args.data, check_images=False)
     if args.rows:
-        cat = cat.subset(range(min(args.rows, len(cat))))
+        import numpy as np
+
+        keep = set(range(min(args.rows, len(cat))))
+        if args.sample:  # Catalog.sample draws sorted positions with default_rng(seed)
+            rng = np.random.default_rng(0)
+            keep |= set(rng.choice(len(cat), size=args.sample, replace=False).tolist())
+        cat = cat.subset(sorted(keep))
     enc = create(args.encoder, **({"size": args.size} if args.size else {}))
     out = Path(args.out)
     results = []

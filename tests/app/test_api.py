@@ -265,3 +265,19 @@ def test_concurrent_text_queries_share_forward_passes(app, monkeypatch):
     assert sum(calls) == 12 and len(calls) < 12  # coalesced into fewer forward passes
     for i in range(12):
         np.testing.assert_allclose(got[i][0], want[i], atol=1e-5)
+
+
+def test_several_indexes_and_categorizers_get_selectors(app, stand_in):
+    from fastapi.testclient import TestClient
+
+    from fashionlens.app.server import create_app
+
+    idx = app.state.served.indexes["myntra200"]
+    two = create_app(indexes={"women": idx, "men": idx}, categorizers={"colour": stand_in, "colour2": stand_in})
+    with TestClient(two) as c:
+        html = c.get("/", params={"index": "men"}).text
+        assert 'id="index-select"' in html and 'value="men" selected' in html and "(aligned(efficientnet-lite0" in html
+        assert 'id="categorizer-select"' in html and 'value="colour2"' in html
+        assert c.get("/api/search", params={"q": "shoe", "index": "men"}).json()["index"] == "men"
+        r = c.post("/api/categorize", params={"categorizer": "colour2"}, files={"file": ("a.png", photo_bytes("PNG"))})
+        assert r.json()["categorizer"] == "colour2" and "caption" not in r.json()

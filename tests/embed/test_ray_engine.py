@@ -12,6 +12,7 @@ from fashionlens.embed.ray_engine import ParquetShards, embed_images_ray, warm_c
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
 from fashionlens.index import ExactIndex
+from fashionlens.utils import file_hash
 from tests.conftest import write_image
 
 ray = pytest.importorskip("ray")
@@ -62,11 +63,12 @@ def photos(tmp_path):
             for i in range(40)]
 
 
-def test_same_vectors_and_search_as_local_engine(myntra_small, tmp_path):
+def test_same_vectors_and_search_as_local_engine(myntra_small, emb_cache, tmp_path):
     from fashionlens.encoders.registry import create
 
     cat = myntra_small.subset(range(100))
-    local = embed_images(create("efficientnet-lite0"), cat, cache_dir=tmp_path / "local", progress=False)
+    # local vectors from the session cache (shared with other tests), Ray's into a fresh one
+    local = embed_images(create("efficientnet-lite0"), cat, cache_dir=emb_cache, progress=False)
     remote = embed_images_ray("efficientnet-lite0", cat, cache_dir=tmp_path / "ray", block_size=50,
                               concurrency=1, progress=False)
     assert remote.shape == local.shape == (100, 1280)
@@ -76,9 +78,10 @@ def test_same_vectors_and_search_as_local_engine(myntra_small, tmp_path):
     # the shards live in the local store's directory, one file per block
     store_dir = EmbeddingStore(tmp_path / "ray", create("efficientnet-lite0").fingerprint(), "image").dir
     assert len(ParquetShards(store_dir).files) == 2
-    # the cache bridge: a local run afterwards reads everything, embeds nothing
+    # the cache bridge: the local store then holds every key, so a local run embeds nothing
     assert warm_cache_ray("efficientnet-lite0", cat, tmp_path / "ray", progress=False) == 100
-    assert warm_cache_ray("efficientnet-lite0", cat, tmp_path / "ray", progress=False) == 0
+    keys = [f"{i}:{file_hash(p)}" for i, p in zip(cat.ids, cat.images)]
+    assert EmbeddingStore(tmp_path / "ray", create("efficientnet-lite0").fingerprint(), "image").missing(keys) == []
 
 
 def test_killed_worker_rerun_recomputes_only_missing_blocks(photos, tmp_path):
@@ -102,10 +105,14 @@ def test_killed_worker_rerun_recomputes_only_missing_blocks(photos, tmp_path):
     assert all(f.stat().st_mtime_ns == t for f, t in survivors.items())  # finished blocks not redone
 
 
-def test_killed_actor_is_restarted_within_the_run(photos, tmp_path):
-    expected = embed_images(Dying(None, 0), photos[:16], cache_dir=None, progress=False)
+def test_killed_actor_is_restarted_within_the_run_and_bad_photos_reported(photos, tmp_path):
+    Path(photos[5]).write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="5.png"):
+        expected = embed_images(Dying(None, 0), photos[:16], cache_dir=None, progress=False)
     marker = str(tmp_path / "died")
-    got = embed_images_ray(DyingFactory(marker, die_on=2), photos[:16], tmp_path / "cache", block_size=4,
-                           concurrency=1, max_retries=2, progress=False)
+    with pytest.warns(UserWarning, match="5.png.*skipped"):  # the worker's report reaches the driver
+        got = embed_images_ray(DyingFactory(marker, die_on=2), photos[:16], tmp_path / "cache", block_size=4,
+                               concurrency=1, max_retries=2, progress=False)
     assert os.path.exists(marker)
+    assert not got[5].any()  # like the local engine: a zero vector
     np.testing.assert_allclose(got, expected, atol=1e-6)

@@ -108,7 +108,7 @@ def test_classifier_and_weekly_curve(model):
     curve = np.column_stack([y * w for w in (0.5, 0.3, 0.2)])  # a 3-week curve
     reg = SalesRegressor(model=model, pca=None).fit(X[:180], curve[:180])
     assert reg.predict(X[180:]).shape == (60, 3)
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="1 class"):
         SalesClassifier(model=model).fit(X, np.ones(len(X)))
 
 
@@ -127,3 +127,12 @@ def test_tune_is_resumable_in_sqlite(tmp_path):
     assert len(again.trials) == 5  # resumed: ran only the 2 missing trials
     # the tuned model is no worse than a badly regularised one on held-out CV
     assert again.best_value >= max(t.value for t in again.trials)
+
+
+@pytest.mark.parametrize("est", [SalesRegressor(pca=None), SalesClassifier(pca=None)], ids=["regressor", "classifier"])
+def test_sklearn_check_estimator(est):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(est, on_fail=None)
+    failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
+    assert len(results) > 40 and not failed, failed

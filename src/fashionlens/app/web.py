@@ -16,7 +16,8 @@ router = APIRouter(tags=["web"], include_in_schema=False)
 def _page(request: Request, template: str, index: str | None, **ctx: Any) -> HTMLResponse:
     s = request.app.state.served
     name, _ = s.index(index)
-    base = {"index": name, "indexes": list(s.indexes), "categorizers": list(s.categorizers),
+    encoders = {n: i.info.get("encoder_name", i.info.get("encoder")) for n, i in s.indexes.items()}
+    base = {"index": name, "indexes": encoders, "categorizers": list(s.categorizers),
             "captioner": s.captioner is not None, "facets": s.facets[name]}
     return request.app.state.templates.TemplateResponse(request, template, base | ctx)
 

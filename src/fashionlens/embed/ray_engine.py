@@ -237,13 +237,18 @@ def _run_pool(blocks, spec, out_dir, batch_size, concurrency, threads, num_gpus,
         concurrency = int(gpus // num_gpus) if num_gpus else max(1, int(cpus // threads))
     concurrency = max(1, min(concurrency, len(blocks)))
     ds = ray.data.from_items(blocks, override_num_blocks=len(blocks))
-    ds = ds.map_batches(
-        BlockEmbedder, batch_size=1, num_cpus=threads, num_gpus=num_gpus or None,
-        # one block per call, a bounded queue per actor: a killed actor loses little
-        compute=ray.data.ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=2),
-        fn_constructor_kwargs={"spec": spec, "out_dir": str(out_dir), "batch_size": batch_size, "threads": threads},
-        max_restarts=max_retries, max_task_retries=max_retries,
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates passing actor options this way but has no other way to bound restarts
+        # (its default restarts a crashing actor forever)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(
+            BlockEmbedder, batch_size=1, num_cpus=threads, num_gpus=num_gpus or None,
+            # one block per call, a bounded queue per actor: a killed actor loses little
+            compute=ray.data.ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=2),
+            fn_constructor_kwargs={"spec": spec, "out_dir": str(out_dir), "batch_size": batch_size,
+                                   "threads": threads},
+            max_restarts=max_retries, max_task_retries=max_retries,
+        )
     rows: Any = ds.iter_rows()
     if progress:
         from fashionlens.progress import track

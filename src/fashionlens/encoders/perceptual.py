@@ -91,9 +91,11 @@ class PerceptualEncoder(Encoder):
 
     def card(self) -> ModelCard:
         mode = self.config.get("mode", "mlp")
+        base = self.config.get("base", [])
+        base = [base] if isinstance(base, str) else base
         return ModelCard(
             name=self.name, modalities=self.modalities, dim=self.dim, preprocess=self.preprocess,
-            source=f"{mode} alignment of {' + '.join(str(b) for b in self.config.get('base', []))} on similarity triplets",
+            source=f"{mode} alignment of {' + '.join(map(str, base))} on similarity triplets",
             pooling="base pooling" + (" + MLP head" if self.head is not None else ""),
             notes=f"trained on {self.config.get('triplets_source', 'human')} triplets; "
                   f"val 2AFC {self.config.get('best_val_2afc', float('nan')):.3f}",

@@ -51,7 +51,8 @@ def _project(X: np.ndarray, method: str, pca_dims: int, seed: int) -> np.ndarray
     else:
         import umap
 
-        Y = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine",
+        # seeded UMAP runs single-threaded anyway; saying so avoids its warning
+        Y = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), min_dist=0.1, metric="cosine", n_jobs=1,
                       random_state=seed, init="spectral" if n > 50 else "random").fit_transform(Z)
     return np.asarray(Y, dtype=np.float32)
 

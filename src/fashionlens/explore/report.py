@@ -221,7 +221,7 @@ def run_explore(catalog: Catalog, encoder: Encoder, out_dir: str | Path, config:
     # ---- why similar ---------------------------------------------------------------------------
     if cfg.n_why_similar:
         stage("why_similar")
-        _why_similar_section(rep, encoder, X, images, ids, pairs, cfg)
+        _why_similar_section(rep, encoder, X, images, ids, cfg)
 
     # ---- Grad-CAM ------------------------------------------------------------------------------
     gradcam_info = None
@@ -260,7 +260,7 @@ def _top_label(values: np.ndarray) -> str:
 
 
 def _why_similar_section(rep: _Report, encoder: Encoder, X: np.ndarray, images: list[str], ids: list[str],
-                         pairs: pd.DataFrame, cfg: ExploreConfig) -> None:
+                         cfg: ExploreConfig) -> None:
     """Similarity maps for a few nearest-neighbour hits that are not near-duplicates."""
     from fashionlens.explore.similarity import encoder_feature_fn, why_similar
 

@@ -65,7 +65,7 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
         head, fit = fit_head(feats, tr_i, train.p_left, va_i, val.p_left, cfg, progress)
     else:
         fit = fit_lora(bases[0], images, tr_i, train.p_left, va_i, val.p_left, cfg, progress)
-    enc_cfg = {"base": list(cfg.encoders), "base_kwargs": cfg.encoder_kwargs, "mode": cfg.mode,
+    enc_cfg = {"base": cfg.encoders[0] if len(cfg.encoders) == 1 else list(cfg.encoders), "base_kwargs": cfg.encoder_kwargs, "mode": cfg.mode,
                "hidden": cfg.hidden, "dropout": cfg.dropout, "triplets_source": triplets.source,
                "best_val_2afc": fit.best_val_2afc}
     encoder = PerceptualEncoder(bases, head, enc_cfg, name=f"run:{cfg.out}")

@@ -37,7 +37,7 @@ from fashionlens.tasks.sales_models import (
 
 __all__ = [
     "MODELS", "FeatureSpec", "GroupMeanRegressor", "SalesClassifier", "SalesRegressor", "Target",
-    "build_features", "compare", "detect_layout", "evaluate", "load_hm", "load_listings",
+    "baselines", "build_features", "compare", "detect_layout", "evaluate", "item_losses", "load_hm", "load_listings",
     "load_sales_catalog", "load_visuelle", "make_estimator", "resolve_target", "split_catalog", "tune",
 ]
 DEFAULT_ENCODER = "efficientnet-lite0"

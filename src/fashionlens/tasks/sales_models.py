@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from threadpoolctl import threadpool_limits
 
 MODELS = ("knn", "ridge", "rf", "gbr", "lgbm")
@@ -88,17 +88,44 @@ class _SalesBase(BaseEstimator):
     def _model(self):
         raise NotImplementedError
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing metadata is imputed
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+    def _check_X(self, X, reset: bool) -> pd.DataFrame:
+        """A DataFrame as given (text columns are categories); anything else through check_array."""
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] == 0:
+                raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+            frame = X
+        else:
+            arr = check_array(X, accept_sparse=False, ensure_all_finite="allow-nan", dtype=None)
+            names = self.feature_names_in_ if not reset and arr.shape[1] == self.n_features_in_ else None
+            frame = pd.DataFrame(arr, columns=names if names is not None else [f"x{i}" for i in range(arr.shape[1])])
+        if reset:
+            self.n_features_in_ = frame.shape[1]
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        elif frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input")
+        return frame
+
     def fit(self, X, y):
         from sklearn.pipeline import Pipeline
 
         if self.model not in MODELS:
             raise ValueError(f"unknown model '{self.model}'; choose one of {', '.join(MODELS)}")
-        X = _as_frame(X)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        X = self._check_X(X, reset=True)
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
-        self.n_features_in_ = X.shape[1]
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self._multi = y.ndim == 2 and y.shape[1] > 1
         pre = _preprocessor(X, self.encoding, self.pca, self._multi, self._classify)
         # OpenMP/BLAS pools sized to n_jobs: on a busy small machine, oversubscribed histogram
@@ -109,12 +136,7 @@ class _SalesBase(BaseEstimator):
 
     def _frame(self, X) -> pd.DataFrame:
         check_is_fitted(self, "pipeline_")
-        if not isinstance(X, pd.DataFrame):  # plain arrays are read in the fitted column order
-            arr = np.asarray(X)
-            if arr.ndim != 2 or arr.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has shape {arr.shape}, but the model was fitted with {self.n_features_in_} features")
-            X = pd.DataFrame(arr, columns=self.feature_names_in_)
-        return X
+        return self._check_X(X, reset=False)
 
     def predict(self, X) -> np.ndarray:
         X = self._frame(X)  # checks fitted first
@@ -135,7 +157,7 @@ class SalesRegressor(RegressorMixin, _SalesBase):
         self.log_target, self.random_state, self.n_jobs = log_target, random_state, n_jobs
 
     def fit(self, X, y):
-        if self.log_target and np.nanmin(np.asarray(y, dtype=float)) < 0:
+        if self.log_target and y is not None and np.nanmin(np.asarray(y, dtype=float)) < 0:
             raise ValueError("log_target=True needs a target >= 0 (it fits log1p(y))")
         return super().fit(X, y)
 
@@ -188,10 +210,12 @@ class SalesClassifier(ClassifierMixin, _SalesBase):
         self.random_state, self.n_jobs = random_state, n_jobs
 
     def fit(self, X, y):
-        y = np.asarray(y)
+        if y is None:
+            raise ValueError("SalesClassifier requires y to be passed, but the target y is None")
+        y = column_or_1d(y, warn=True)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"the target has a single class ({self.classes_[0] if len(y) else 'empty'}): nothing to classify")
+            raise ValueError(f"the target has 1 class ({self.classes_[0] if len(y) else 'empty'}): nothing to classify")
         return super().fit(X, y)
 
     def predict_proba(self, X) -> np.ndarray:

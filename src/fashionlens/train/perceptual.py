@@ -74,7 +74,6 @@ class PerceptualConfig:
     test_size: float = 0.2
     val_size: float = 0.15
     seed: int = 0
-    device: str = "auto"
     cache_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

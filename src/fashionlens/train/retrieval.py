@@ -255,16 +255,23 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
                "val_recall@10": r10, "lr": sched.get_last_lr()[0], "seconds": round(time.time() - te, 2)}
         run.log(rec)
         weights = core.trainable_state()
-        if improved:
-            run.save_checkpoint("best", weights, {"epoch": epoch, "val_recall@10": r10})
-        run.save_checkpoint("last", weights, {"epoch": epoch, "step": step, "best": best, "best_epoch": best_epoch,
-                                              "bad_epochs": bad, "scheduler": sched.state_dict()}, opt)
+        if acc.is_main_process:  # several GPUs: one writer
+            if improved:
+                run.save_checkpoint("best", weights, {"epoch": epoch, "val_recall@10": r10})
+            run.save_checkpoint("last", weights, {"epoch": epoch, "step": step, "best": best,
+                                                  "best_epoch": best_epoch, "bad_epochs": bad,
+                                                  "scheduler": sched.state_dict()}, opt)
+        acc.wait_for_everyone()
         if bad >= cfg.patience:
             stopped = f"early stop: no Recall@10 gain for {cfg.patience} epochs"
             break
     run.log({"event": "done", "reason": stopped, "best_epoch": best_epoch, "best_val_recall@10": best,
              "seconds": round(time.time() - t0, 2)})
-    _finish(run, core, cfg, best_epoch)
+    if acc.is_main_process:
+        _finish(run, core, cfg, best_epoch)
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        core.load_trainable_state(run.load_checkpoint("best")[0])
     enc = FinetunedEncoder(core.eval(), cfg.to_dict(), name=f"run:{run.root}")
     return TrainResult(enc, run.root, [r for r in run.records() if r.get("event") == "epoch"],
                        best_epoch, best, time.time() - t0)
