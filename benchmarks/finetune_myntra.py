@@ -23,6 +23,7 @@ from fashionlens.evaluation.compare import (
     evaluate_embeddings,
     markdown_table,
     per_category_table,
+    report_to_dict,
     save_hits_grid,
     save_tsne,
 )
@@ -36,8 +37,7 @@ def _slug(name: str) -> str:
 
 def _save(rep: RetrievalReport, path: Path) -> None:
     np.savez(path.with_suffix(".npz"), **{k: v for k, v in rep.per_query.items()})
-    path.write_text(json.dumps({"name": rep.name, "metrics": rep.metrics, "chance": rep.chance,
-                                "per_category": rep.per_category, "seconds": rep.seconds}))
+    path.write_text(json.dumps(report_to_dict(rep)))
 
 
 def _load(path: Path) -> RetrievalReport:

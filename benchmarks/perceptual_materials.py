@@ -30,6 +30,12 @@ CONFIGS = {
     "mlp-logistic-224px": {"loss": "logistic", "temperature": 0.02, "encoder_kwargs": {"size": 224}},
     # training views as strong as the "other lighting" test views
     "mlp-logistic-strongaug": {"loss": "logistic", "temperature": 0.02, "aug_strength": 2.0},
+    "mlp-hinge-strongaug": {"loss": "hinge", "margin": 0.05, "aug_strength": 2.0},
+    "mlp-logistic-224px-strongaug": {"loss": "logistic", "temperature": 0.02, "aug_strength": 2.0,
+                                     "encoder_kwargs": {"size": 224}},
+    # LoRA (r 16, alpha 32) in the pointwise convolutions of the CNN, end to end on the photos
+    "lora-hinge": {"mode": "lora", "loss": "hinge", "aug_strength": 2.0, "lora_targets": ["conv_pw", "conv_pwl"],
+                   "epochs": 8, "patience": 3, "lr": 5e-4},
 }
 
 
@@ -38,11 +44,11 @@ def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/perceptual-bench")
     names = sys.argv[2:] or list(CONFIGS)
     for name in names:
-        kw = {"aug_strength": 1.0, **CONFIGS[name]}
+        # shared settings; each config overrides some (augmentation strength s = 1 unless it says so)
+        kw = {"mode": "mlp", "epochs": 40, "lr": 1e-3, "patience": 8, "aug_strength": 1.0, **CONFIGS[name]}
         cfg = PerceptualConfig(triplets=str(DATA), out=str(out / name), encoders=["efficientnet-lite0"],
-                               mode="mlp", epochs=40, batch_size=2048, lr=1e-3, patience=8, n_views=4,
-                               eval_lighting=2.0, test_size=0.2, val_size=0.15, seed=0,
-                               cache_dir=str(out / "cache"), **kw)
+                               batch_size=2048, n_views=4, eval_lighting=2.0, test_size=0.2, val_size=0.15,
+                               seed=0, cache_dir=str(out / "cache"), **kw)
         t0 = time.time()
         m = train_perceptual(cfg)
         m.pop("history")

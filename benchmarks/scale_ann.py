@@ -78,6 +78,9 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=50, help="queries timed one at a time")
     ap.add_argument("--ivfpq", default="nlist=1024,train_size=65536", help="build params, k=v,...")
     ap.add_argument("--hnsw", default="M=16,ef_construction=40", help="build params, k=v,...")
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 32, 64], help="ivfpq sweep")
+    ap.add_argument("--rerank", type=int, nargs="+", default=[5, 10], help="ivfpq sweep (candidates = k*rerank)")
+    ap.add_argument("--ef", type=int, nargs="+", default=[128, 256, 512], help="hnsw sweep (rerank 4)")
     ap.add_argument("--out", default="/tmp/scale_ann.jsonl")
     args = ap.parse_args()
 
@@ -111,8 +114,8 @@ def main() -> None:
     emit({"backend": "exact", "build_s": 0.0, "size_mb": round(x.nbytes / 1e6), "ms_single": round(s1, 2),
           "ms_batch": round(sb, 2), "recall10": 1.0, **cpu})
     tmp = Path(tempfile.mkdtemp(prefix="scale-ann-", dir=os.environ.get("SCALE_TMP")))
-    sweeps = {"ivfpq": [{"nprobe": p, "rerank": r} for p in (16, 32, 64) for r in (5, 10)],
-              "hnsw": [{"ef_search": e, "rerank": r} for e in (128, 256, 512) for r in (4, 10)]}
+    sweeps = {"ivfpq": [{"nprobe": p, "rerank": r} for p in args.nprobe for r in args.rerank],
+              "hnsw": [{"ef_search": e} for e in args.ef]}
     for backend in [b for b in args.backends if b != "exact"]:
         t = time.perf_counter()
         index = make_index(backend, x, ids, **build_params[backend])

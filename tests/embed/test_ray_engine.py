@@ -116,3 +116,8 @@ def test_killed_actor_is_restarted_within_the_run_and_bad_photos_reported(photos
     assert os.path.exists(marker)
     assert not got[5].any()  # like the local engine: a zero vector
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_needs_a_cache_dir(photos):
+    with pytest.raises(ValueError, match="needs a cache_dir"):
+        embed_images_ray(DyingFactory(), photos, None, progress=False)

@@ -178,7 +178,7 @@ def test_catalog_qa_lists_confident_disagreements(toy, tmp_path):
     qa = json.loads((tmp_path / "qa.json").read_text())["items"]
     flagged = {it["id"] for it in qa}
     assert set(df.loc[wrong, "id"]) <= flagged
-    assert all(it["catalog_label"] != it["predicted"] and it["confidence"] >= 0.9 for it in qa)
+    assert all(it["catalog_label"] != it["predicted"] and it["confidence"] >= 0.8 for it in qa)
     assert (tmp_path / "qa.png").is_file()
 
 

@@ -170,3 +170,19 @@ def test_cli_trains_from_yaml_and_result_indexes(tmp_path):
                       BuildConfig(encoder=f"run:{out}", cache_dir=None), progress=False)
     hits = idx.encoder.encode_texts(["red shirt number 1"])
     assert hits.shape == (1, 32)
+
+
+def test_init_from_warm_starts_heads_of_another_run(toy, tmp_path):
+    from safetensors.torch import load_file
+
+    first = train_retrieval(fast_cfg(epochs=1), tmp_path / "heads", toy, TinyViT(), TinyBert(), progress=False)
+    cfg = fast_cfg(epochs=1, text_strategy="lora", lr=0.0, tower_lr=0.0, init_from=str(first.out))
+    res = train_retrieval(cfg, tmp_path / "lora", toy, TinyViT(), TinyBert(), progress=False)
+    src = load_file(str(first.out / "weights.safetensors"))
+    got = res.encoder.model.trainable_state()
+    assert any("lora_" in k for k in got)
+    for k, v in src.items():
+        assert torch.equal(got[k], v), k
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        train_retrieval(fast_cfg(init_from=str(tmp_path / "nowhere")), tmp_path / "x", toy, TinyViT(), TinyBert(),
+                        progress=False)

@@ -30,6 +30,8 @@ def index_cmd(
     image_col: str | None = typer.Option(None, "--image-col"),
     text_col: str | None = typer.Option(None, "--text-col"),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first bad item instead of skipping it."),
+    engine: str = typer.Option("local", "--engine", help="Embed photos in this process (local) or on Ray (ray)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster for --engine ray (ray://host:10001 or auto); default: a local Ray."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import, validate, embed, align and index a catalog."""
@@ -39,9 +41,17 @@ def index_cmd(
 
     check_name(encoder)
     check_name(text_encoder)
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown --engine '{engine}': use local or ray")
+    if address and engine != "ray":
+        raise ValueError("--address is only used with --engine ray")
     cat = load_catalog(catalog, id_col=id_col, image_col=image_col, text_col=text_col, strict=strict,
                        limit=limit, progress=True)
     _report_import(cat, as_json)
+    if engine == "ray":
+        from fashionlens.embed.ray_engine import warm_cache_ray
+
+        warm_cache_ray(encoder, cat, address=address)  # build_index then finds every photo cached
     idx = build_index(cat, out, BuildConfig(encoder=encoder, text_encoder=text_encoder, label_column=label or None))
     if as_json:
         print_json({"index": str(out), "n_items": len(idx.index), "encoder": idx.info["encoder_name"],

@@ -189,6 +189,9 @@ def _embed_base(spec: EncoderSpec, base: Encoder, catalog: Catalog | Sequence[st
     """(keys, vectors of the base encoder): missing keys embedded on Ray, the rest read from the cache."""
     import ray
 
+    if cache_dir is None:
+        raise ValueError("the Ray engine needs a cache_dir: its Parquet shards are how workers hand back vectors "
+                         "(on a cluster, a folder every node can reach)")
     if "image" not in base.modalities:
         raise ValueError(f"encoder '{base.name}' has no image tower (it encodes: {', '.join(base.modalities)})")
     if isinstance(catalog, Catalog):

@@ -28,6 +28,11 @@ class EmbeddingStore:
         self._chunks: dict[Path, np.ndarray] = {}
         for f in sorted(self.dir.glob("chunk-*.npz")):
             self._read_keys(f)
+        for f in sorted(self.dir.glob("ray-*.parquet")):  # shards written by fashionlens.embed.ray_engine
+            import pyarrow.parquet as pq
+
+            for row, key in enumerate(pq.read_table(f, columns=["key"]).column("key").to_pylist()):
+                self._index[key] = (f, row)
 
     def _read_keys(self, f: Path) -> None:
         with np.load(f, allow_pickle=False) as z:
@@ -59,7 +64,11 @@ class EmbeddingStore:
         rows = [self._index[k] for k in keys]
         out: np.ndarray | None = None
         for i, (f, r) in enumerate(rows):
-            if f not in self._chunks:
+            if f not in self._chunks and f.suffix == ".parquet":
+                from fashionlens.embed.ray_engine import read_shard
+
+                self._chunks[f] = read_shard(f)[1]
+            elif f not in self._chunks:
                 with np.load(f, allow_pickle=False) as z:
                     self._chunks[f] = z["vectors"]
             v = self._chunks[f][r]

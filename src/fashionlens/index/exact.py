@@ -115,6 +115,9 @@ class ExactIndex:
         for name, arr in (("vectors.npy", self.vectors), ("ids.npy", self.ids), ("alive.npy", self.alive)):
             with atomic_write(folder / name) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
+        from fashionlens.index.base import write_backend
+
+        write_backend(folder, "exact", {})  # a folder rebuilt as exact must not reopen as an old ANN
 
     @classmethod
     def load(cls, folder: str | Path, mmap: bool = False) -> ExactIndex:

@@ -48,6 +48,7 @@ class LanceIndex:
         import lancedb
 
         self.params = {"index_min_rows": 2048, "nprobes": 20, "refine_factor": 10, "exact_below": 0.02} | params
+        self._scratch = uri is None  # a temp folder of ours, removed once save() has copied it
         self.uri = Path(uri) if uri is not None else Path(tempfile.mkdtemp(prefix="fashionlens-lance-"))
         self._db = lancedb.connect(str(self.uri))
         self._vectors: np.ndarray | None = None
@@ -205,7 +206,9 @@ class LanceIndex:
             shutil.copytree(self.uri, tmp)
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
-            self.uri, self._db = target, lancedb.connect(str(target))
+            if self._scratch:
+                shutil.rmtree(self.uri, ignore_errors=True)
+            self.uri, self._db, self._scratch = target, lancedb.connect(str(target)), False
             self._tbl = self._db.open_table(TABLE)
         write_backend(folder, self.backend, self.params)
 

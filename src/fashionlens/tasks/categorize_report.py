@@ -10,13 +10,13 @@ import numpy as np
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.evaluation.classification import confusion_json, confusion_matrix, plot_confusion
-from fashionlens.tasks.categorize_data import LabelHierarchy
+from fashionlens.tasks.categorize_data import OTHER, LabelHierarchy
 from fashionlens.utils import atomic_write, write_json
 
 
 def write_report(out: str | Path, metrics: dict[str, Any], y: np.ndarray, proba: np.ndarray,
                  labels: list[str], catalog: Catalog, hierarchy: LabelHierarchy, label: str,
-                 qa_threshold: float = 0.9, qa_max: int = 48) -> Path:
+                 qa_threshold: float = 0.8, qa_max: int = 48) -> Path:
     """metrics.json, per_class.csv, confusion.json/.png, qa.json/.png into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -42,13 +42,16 @@ def write_report(out: str | Path, metrics: dict[str, Any], y: np.ndarray, proba:
 
 
 def catalog_qa(catalog: Catalog, y: np.ndarray, proba: np.ndarray, labels: list[str],
-               threshold: float = 0.9, max_items: int = 48) -> list[dict[str, Any]]:
-    """Items whose catalog label a confident model disagrees with, most confident first."""
+               threshold: float = 0.8, max_items: int = 48) -> list[dict[str, Any]]:
+    """Items whose catalog label a confident model disagrees with, most confident first.
+
+    Items labelled `other` (rare classes merged at training) are skipped: their own label is unknown."""
     if len(proba) == 0:
         return []
     pred = proba.argmax(1)
     conf = proba[np.arange(len(pred)), pred]
-    flag = np.flatnonzero((pred != y) & (conf >= threshold))
+    real = np.asarray([labels[i] != OTHER for i in y], bool)
+    flag = np.flatnonzero((pred != y) & (conf >= threshold) & real)
     flag = flag[np.argsort(-conf[flag], kind="stable")][:max_items]
     ids, images = catalog.ids, catalog.images
     return [{"id": ids[i], "image": images[i], "catalog_label": labels[y[i]], "predicted": labels[pred[i]],

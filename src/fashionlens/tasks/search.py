@@ -12,7 +12,7 @@ import numpy as np
 from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
-from fashionlens.index.exact import ExactIndex
+from fashionlens.index.base import make_index, open_index
 from fashionlens.train.align import AlignConfig
 from fashionlens.utils import read_json, write_json
 
@@ -30,6 +30,8 @@ class BuildConfig:
     label_column: str | None = "articleType"  # teaches the alignment what "similar" means; None = off
     align: AlignConfig = field(default_factory=AlignConfig)
     cache_dir: str | None = str(DEFAULT_CACHE)
+    backend: str = "exact"  # exact | hnsw | ivfpq | lance (docs/scaling.md)
+    index_params: dict[str, Any] = field(default_factory=dict)
 
 
 def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = None,
@@ -52,8 +54,8 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
         vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
     info |= {"encoder": encoder_ref, "encoder_name": encoder.name if encoder_ref != "run:encoder" else
              f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
-             "dim": encoder.dim, "n_items": len(catalog)}
-    index = ExactIndex(vectors, catalog.ids)
+             "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
+    index = make_index(cfg.backend, vectors, catalog.ids, **cfg.index_params)
     index.save(out)
     catalog.save(out / "catalog.parquet")
     write_json(out / "import_report.json", catalog.report.to_dict())
@@ -93,7 +95,7 @@ class SearchIndex:
             raise FileNotFoundError(f"{self.folder} is not a fashionlens index (no index.json); build one with `fashionlens index`")
         self.info = read_json(meta)
         self.catalog = Catalog.load(self.folder / "catalog.parquet")
-        self.index = ExactIndex.load(self.folder)
+        self.index = open_index(self.folder)
         self._encoder = encoder
         self._lower: dict[str, np.ndarray] = {}
 

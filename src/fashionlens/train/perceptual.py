@@ -68,7 +68,7 @@ class PerceptualConfig:
     weight_decay: float = 1e-4
     patience: int = 5
     n_views: int = 4  # cached photometric views per image (view 0 = as is); lora augments on the fly
-    aug_strength: float = 1.0
+    aug_strength: float = 2.0  # as strong as the "other lighting" test: same clean 2AFC, robust to relighting (docs/bench/perceptual.md)
     eval_lighting: float = 2.0  # strength of the "other lighting" test views (0 = skip)
     split: str = "reference"  # "reference": hold out reference images; "column": use the split column
     test_size: float = 0.2
@@ -152,6 +152,9 @@ def _early_stop_loop(cfg: PerceptualConfig, module: nn.Module, params: list[nn.P
         epochs = track(epochs, "perceptual training")
     for epoch in epochs:
         module.train()
+        for m in module.modules():  # BatchNorm keeps its pretrained statistics (LoRA on CNNs)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
         order = rng.permutation(n_train)
         losses = []
         for s in range(0, n_train, cfg.batch_size):

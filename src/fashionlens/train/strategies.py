@@ -53,10 +53,6 @@ class Tower(nn.Module):
         """Features of raw items (PIL images/paths or strings) for inference."""
         raise NotImplementedError
 
-    @property
-    def trainable(self) -> bool:
-        return any(p.requires_grad for p in self.parameters())
-
     def train(self, mode: bool = True) -> Tower:
         super().train(mode)
         model = getattr(self, "model", None)
