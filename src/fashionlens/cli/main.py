@@ -34,22 +34,22 @@ COMMAND_MODULES = (
     "fashionlens.cli.serve",
 )
 
+def _optional(mod: str):
+    """Import a CLI module, or None when that part of the package is not installed."""
+    try:
+        return importlib.import_module(mod)
+    except ModuleNotFoundError as e:
+        if e.name != mod:
+            raise
+        return None
+
+
 for _mod, _name in SUBAPPS:
-    try:
-        _m = importlib.import_module(_mod)
-    except ModuleNotFoundError as _e:
-        if _e.name != _mod:
-            raise
-        continue
-    app.add_typer(_m.app, name=_name)
+    if (_m := _optional(_mod)) is not None:
+        app.add_typer(_m.app, name=_name)
 for _mod in COMMAND_MODULES:
-    try:
-        _m = importlib.import_module(_mod)
-    except ModuleNotFoundError as _e:
-        if _e.name != _mod:
-            raise
-        continue
-    _m.register(app)
+    if (_m := _optional(_mod)) is not None:
+        _m.register(app)
 
 
 def main() -> None:

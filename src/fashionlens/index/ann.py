@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fashionlens.index.base import write_backend
-from fashionlens.index.exact import ExactIndex, _faiss
+from fashionlens.index.exact import ExactIndex, _faiss, prepare_query
 from fashionlens.utils import atomic_write
 
 FAISS_FILE = "ann.faiss"
@@ -67,16 +67,7 @@ class _RerankedANN(ExactIndex):
     def search(self, queries: np.ndarray, k: int = 10, mask: np.ndarray | None = None,
                exclude: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (exact scores, row positions) per query among allowed rows; -1 pads."""
-        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if q.shape[1] != self.dim:
-            raise ValueError(f"query dim {q.shape[1]} != index dim {self.dim} (built with another encoder?)")
-        allowed = self.alive if mask is None else self.alive & mask
-        if exclude:
-            allowed = allowed.copy()
-            for i in exclude:
-                p = self._pos.get(str(i))
-                if p is not None:
-                    allowed[p] = False
+        q, allowed = prepare_query(self, queries, mask, exclude)
         n_allowed = int(allowed.sum())
         if n_allowed <= max(self.exact_below * len(self.ids), k * self.rerank):
             return super().search(q, k, mask=allowed)

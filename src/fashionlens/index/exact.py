@@ -97,16 +97,7 @@ class ExactIndex:
 
         `mask` (bool per row) pre-filters by metadata; `exclude` drops ids (e.g. the query item).
         """
-        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if q.shape[1] != self.dim:
-            raise ValueError(f"query dim {q.shape[1]} != index dim {self.dim} (built with another encoder?)")
-        allowed = self.alive if mask is None else self.alive & mask
-        if exclude:
-            allowed = allowed.copy()
-            for i in exclude:
-                p = self._pos.get(str(i))
-                if p is not None:
-                    allowed[p] = False
+        q, allowed = prepare_query(self, queries, mask, exclude)
         rows = None if allowed.all() else np.flatnonzero(allowed)
         base = self.vectors if rows is None else self.vectors[rows]
         kk = min(k, len(base))
@@ -142,3 +133,22 @@ class ExactIndex:
                     np.load(folder / "ids.npy", allow_pickle=False))
         index.alive = np.load(folder / "alive.npy", allow_pickle=False)
         return index
+
+
+def prepare_query(index, queries: np.ndarray, mask: np.ndarray | None,
+                  exclude: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float32 queries and the rows they may hit: alive, pre-filtered, minus excluded ids.
+
+    Shared by every backend (`index` needs `.dim`, `.alive` and the id → row map `._pos`).
+    """
+    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if q.shape[1] != index.dim:
+        raise ValueError(f"query dim {q.shape[1]} != index dim {index.dim} (built with another encoder?)")
+    allowed = index.alive if mask is None else index.alive & mask
+    if exclude:
+        allowed = allowed.copy()
+        for i in exclude:
+            p = index._pos.get(str(i))
+            if p is not None:
+                allowed[p] = False
+    return q, allowed

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.index.base import write_backend
+from fashionlens.index.exact import prepare_query
 
 TABLE = "items"
 DB_DIR = "lance"
@@ -151,16 +152,7 @@ class LanceIndex:
     def search(self, queries: np.ndarray, k: int = 10, mask: np.ndarray | None = None,
                exclude: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, row positions) per query, best first; -1 pads when fewer items qualify."""
-        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if q.shape[1] != self.dim:
-            raise ValueError(f"query dim {q.shape[1]} != index dim {self.dim} (built with another encoder?)")
-        allowed = self.alive if mask is None else self.alive & mask
-        if exclude:
-            allowed = allowed.copy()
-            for i in exclude:
-                p = self._pos.get(str(i))
-                if p is not None:
-                    allowed[p] = False
+        q, allowed = prepare_query(self, queries, mask, exclude)
         n_allowed = int(allowed.sum())
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         idx = np.full((len(q), k), -1, dtype=np.int64)
