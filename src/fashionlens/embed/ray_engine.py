@@ -168,18 +168,12 @@ def warm_cache_ray(encoder: str, catalog: Catalog, cache_dir: str | Path = DEFAU
                    address: str | None = None, **kw: Any) -> int:
     """Fill the embedding cache on Ray so that a following local `embed_images` only reads it.
 
-    This is what `fashionlens index --engine ray` calls before `build_index`. Returns how many
-    vectors it copied into the local store's npz chunks: 0 once `EmbeddingStore` reads the Parquet
-    shards itself (see docs/scaling.md); until then the copy keeps the local engine unchanged.
+    This is what `fashionlens index --engine ray` calls before `build_index`; `EmbeddingStore` reads
+    the Parquet shards directly. Returns how many photos the cache now holds vectors for.
     """
     base = _base(_build(encoder))
-    keys, vectors = _embed_base(encoder, base, catalog, cache_dir, address, **kw)
-    store = EmbeddingStore(cache_dir, base.fingerprint(), "image")
-    missing = store.missing(keys)
-    for s in range(0, len(missing), 4096):
-        pos = missing[s : s + 4096]
-        store.put([keys[j] for j in pos], vectors[pos])
-    return len(missing)
+    keys, _ = _embed_base(encoder, base, catalog, cache_dir, address, **kw)
+    return len(keys)
 
 
 def _embed_base(spec: EncoderSpec, base: Encoder, catalog: Catalog | Sequence[str], cache_dir: str | Path,
