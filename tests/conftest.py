@@ -17,7 +17,7 @@ os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
 # embed the same real photos share the work; the user's own cache is never touched.
 os.environ["FASHIONLENS_CACHE"] = tempfile.mkdtemp(prefix="fashionlens-test-cache-")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = (Path(__file__).resolve().parents[1].parent / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")
