@@ -20,7 +20,7 @@ def _jpeg_of(client, item_id: str) -> bytes:
         return fh.read()
 
 
-def _error(resp, status: int, *words: str) -> dict:
+def assert_json_error(resp, status: int, *words: str) -> dict:
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     body = resp.json()
@@ -86,7 +86,7 @@ def test_search_query_cache_gives_same_answer(client):
     ({"q": "shirt", "index": "nope"}, 404, ["unknown index 'nope'", "myntra200"]),
 ])
 def test_search_errors_are_json(client, params, status, words):
-    _error(client.get("/api/search", params=params), status, *words)
+    assert_json_error(client.get("/api/search", params=params), status, *words)
 
 
 def test_item_and_similar_items(client, app_catalog):
@@ -94,7 +94,7 @@ def test_item_and_similar_items(client, app_catalog):
     item_id = str(df["id"].iloc[0])
     it = client.get(f"/api/items/{item_id}").json()
     assert it["id"] == item_id and it["text"] == df["text"].iloc[0] and it["articleType"] == df["articleType"].iloc[0]
-    _error(client.get("/api/items/no-such-id"), 404, "no item with id 'no-such-id'")
+    assert_json_error(client.get("/api/items/no-such-id"), 404, "no item with id 'no-such-id'")
     # photo similarity groups article types: same-type neighbours far above chance, query item excluded
     rates, chance = [], []
     for iid, art in df[["id", "articleType"]].head(20).itertuples(index=False):
@@ -105,7 +105,7 @@ def test_item_and_similar_items(client, app_catalog):
     assert np.mean(rates) > 2 * np.mean(chance)
     sim = client.get(f"/api/items/{item_id}/similar", params={"k": 100, "filter": "masterCategory:Footwear"}).json()
     assert sim["results"] and all(h["masterCategory"] == "Footwear" for h in sim["results"])
-    _error(client.get("/api/items/no-such-id/similar"), 404, "no-such-id")
+    assert_json_error(client.get("/api/items/no-such-id/similar"), 404, "no-such-id")
 
 
 def test_similar_photo_finds_the_item_itself(client, app_catalog):
@@ -129,7 +129,7 @@ def test_categorize_accepts_every_format(client, fmt):
 
 
 def test_categorize_unknown_categorizer(client):
-    _error(client.post("/api/categorize", params={"categorizer": "nope"}, files={"file": ("a.jpg", photo_bytes())}),
+    assert_json_error(client.post("/api/categorize", params={"categorizer": "nope"}, files={"file": ("a.jpg", photo_bytes())}),
            404, "unknown categorizer 'nope'")
 
 
@@ -168,7 +168,7 @@ BAD_UPLOADS = [
 @pytest.mark.parametrize(("case", "files", "status", "words"), BAD_UPLOADS, ids=[b[0] for b in BAD_UPLOADS])
 def test_bad_uploads_get_clear_4xx_and_server_keeps_serving(client, stand_in, endpoint, case, files, status, words):
     calls = stand_in.calls
-    _error(client.post(endpoint, files=files), status, *words)
+    assert_json_error(client.post(endpoint, files=files), status, *words)
     assert stand_in.calls == calls  # no model ran on a refused upload
     ok = client.post(endpoint, files={"file": ("ok.png", photo_bytes("PNG"))})
     assert ok.status_code == 200
@@ -177,7 +177,7 @@ def test_bad_uploads_get_clear_4xx_and_server_keeps_serving(client, stand_in, en
 def test_body_limit_refuses_by_content_length_before_reading(client):
     resp = client.post("/api/similar", content=b"x" * (3 * 1024 * 1024),
                        headers={"content-type": "multipart/form-data; boundary=zz"})
-    _error(resp, 413, "larger than the limit")
+    assert_json_error(resp, 413, "larger than the limit")
 
 
 def test_uploads_write_nothing(client, small_index_dir, tmp_path, monkeypatch):
@@ -197,7 +197,7 @@ def test_thumbnails_are_cacheable(client, app_catalog):
     assert Image.open(io.BytesIO(r.content)).size[0] > 0
     again = client.get(f"/thumbs/{item_id}", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and not again.content
-    _error(client.get("/thumbs/no-such-id"), 404, "no-such-id")
+    assert_json_error(client.get("/thumbs/no-such-id"), 404, "no-such-id")
 
 
 def test_concurrent_requests_match_sequential(client, app_catalog):
@@ -239,7 +239,7 @@ def test_web_pages(client, app_catalog):
     missing = client.get("/items/no-such-id", headers={"accept": "text/html"})
     assert missing.status_code == 404 and "no item with id" in missing.text and "<html" in missing.text
     assert client.get("/static/app.js").status_code == 200
-    _error(client.get("/no/such/page"), 404, "no page at /no/such/page")
+    assert_json_error(client.get("/no/such/page"), 404, "no page at /no/such/page")
 
 
 def test_concurrent_text_queries_share_forward_passes(app, monkeypatch):
