@@ -51,6 +51,7 @@ def main() -> None:
     variants = {
         "linear two-tower, InfoNCE only": AlignConfig(head="linear", supcon_weight=0.0),
         "default: MLP heads, InfoNCE + SupCon(articleType)": AlignConfig(),
+        "MLP heads, SupCon weight 0.5": AlignConfig(supcon_weight=0.5),
     }
     for label, acfg in variants.items():
         with tempfile.TemporaryDirectory() as tmp:

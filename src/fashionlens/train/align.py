@@ -23,7 +23,7 @@ class AlignConfig:
     hidden: int = 1024
     head: str = "mlp"  # "mlp" (residual MLP) or "linear"
     dropout: float = 0.2
-    supcon_weight: float = 0.5  # 0 disables the label term
+    supcon_weight: float = 1.0  # 0 disables the label term; 0.5 trades image→image for text→image
     supcon_temperature: float = 0.1
     epochs: int = 40
     batch_size: int = 512
