@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from fashionlens.evaluation.compare import (
     bootstrap_ci,
@@ -15,14 +14,7 @@ from fashionlens.evaluation.compare import (
     save_tsne,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small torch/sklearn work on a shared 2-core box is faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _slow_bootstrap(v, n_boot, seed):

@@ -9,14 +9,7 @@ import torch
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train.reranker import CrossModalReranker, RerankerConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small torch/sklearn work on a shared 2-core box is faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,13 +19,7 @@ from fashionlens.train.retrieval import (
 from fashionlens.train.runs import RunDir
 from tests.train.test_strategies import TinyBert, TinyViT, fast_cfg, make_toy
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
