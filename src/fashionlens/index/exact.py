@@ -31,7 +31,23 @@ def _faiss():
     return faiss
 
 
-class ExactIndex:
+class IdRows:
+    """Row bookkeeping shared by the backends: `alive` (tombstones) and `_pos` (id → row)."""
+
+    alive: np.ndarray
+    _pos: dict[str, int]
+
+    def __len__(self) -> int:
+        return int(self.alive.sum())
+
+    def position(self, item_id: str) -> int:
+        pos = self._pos.get(str(item_id))
+        if pos is None or not self.alive[pos]:
+            raise KeyError(f"no item with id '{item_id}' in the index")
+        return pos
+
+
+class ExactIndex(IdRows):
     """Rows of `vectors` (float32, unit norm) with string ids; inner product = cosine.
 
     Removal is a tombstone (no rebuild); `compact()` drops tombstoned rows.
@@ -51,15 +67,6 @@ class ExactIndex:
     @property
     def dim(self) -> int:
         return self.vectors.shape[1]
-
-    def __len__(self) -> int:
-        return int(self.alive.sum())
-
-    def position(self, item_id: str) -> int:
-        pos = self._pos.get(str(item_id))
-        if pos is None or not self.alive[pos]:
-            raise KeyError(f"no item with id '{item_id}' in the index")
-        return pos
 
     def add(self, vectors: np.ndarray, ids: list[str]) -> None:
         """Append items (an id already present is replaced)."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.index.base import write_backend
-from fashionlens.index.exact import prepare_query
+from fashionlens.index.exact import IdRows, prepare_query
 
 TABLE = "items"
 DB_DIR = "lance"
@@ -34,7 +34,7 @@ def _table(rows: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])})
 
 
-class LanceIndex:
+class LanceIndex(IdRows):
     """Unit vectors with string ids in a LanceDB table; inner product = cosine.
 
     Params: `uri` (database folder; default a temp folder until `save`), `index_min_rows` (smaller
@@ -107,15 +107,6 @@ class LanceIndex:
             out[t.column("row").to_numpy()] = col.flatten().to_numpy().reshape(-1, self.dim)
             self._vectors = out
         return self._vectors
-
-    def __len__(self) -> int:
-        return int(self.alive.sum())
-
-    def position(self, item_id: str) -> int:
-        pos = self._pos.get(str(item_id))
-        if pos is None or not self.alive[pos]:
-            raise KeyError(f"no item with id '{item_id}' in the index")
-        return pos
 
     def add(self, vectors: np.ndarray, ids: list[str]) -> None:
         """Append items on disk (an id already present is replaced)."""
