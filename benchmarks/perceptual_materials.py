@@ -34,9 +34,19 @@ CONFIGS = {
     "mlp-logistic-224px-strongaug": {"loss": "logistic", "temperature": 0.02, "aug_strength": 2.0,
                                      "encoder_kwargs": {"size": 224}},
     # LoRA (r 16, alpha 32) in the pointwise convolutions of the CNN, end to end on the photos
+    # ensemble (concatenated features) of the same backbone at two input sizes
+    "mlp-logistic-ensemble-160+224-strongaug": {"loss": "logistic", "temperature": 0.02, "aug_strength": 2.0,
+                                                "encoders": ["efficientnet-lite0", "perceptual_materials:lite0_224"]},
     "lora-hinge": {"mode": "lora", "loss": "hinge", "aug_strength": 2.0, "lora_targets": ["conv_pw", "conv_pwl"],
                    "epochs": 8, "patience": 3, "lr": 5e-4},
 }
+
+
+def lite0_224():
+    """EfficientNet-Lite0 at 224 px, as a `module:factory` encoder (run with PYTHONPATH=benchmarks)."""
+    from fashionlens.encoders import create
+
+    return create("efficientnet-lite0", size=224)
 
 
 def main() -> None:
@@ -46,7 +56,8 @@ def main() -> None:
     for name in names:
         # shared settings; each config overrides some (augmentation strength s = 1 unless it says so)
         kw = {"mode": "mlp", "epochs": 40, "lr": 1e-3, "patience": 8, "aug_strength": 1.0, **CONFIGS[name]}
-        cfg = PerceptualConfig(triplets=str(DATA), out=str(out / name), encoders=["efficientnet-lite0"],
+        kw.setdefault("encoders", ["efficientnet-lite0"])
+        cfg = PerceptualConfig(triplets=str(DATA), out=str(out / name),
                                batch_size=2048, n_views=4, eval_lighting=2.0, test_size=0.2, val_size=0.15,
                                seed=0, cache_dir=str(out / "cache"), **kw)
         t0 = time.time()

@@ -1,7 +1,10 @@
 """PROXY triplets mined from Myntra catalog labels (same articleType+baseColour vs same articleType
 only; same articleType vs same subCategory only): untuned EfficientNet-Lite0 vs an MLP head trained
 on proxy triplets of other items, scored on a held-out part of the catalog. These are label-derived
-triplets, not human judgements.
+triplets, not human judgements. Then the aligned features' effect downstream, on the same held-out
+items: image->image retrieval (precision@10 of same articleType / same articleType+colour, leave one
+out) and articleType categorisation (a logistic probe fitted on the training items' features), raw
+vs aligned, with paired bootstrap CIs of the difference.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/perceptual_proxy.py [N_ITEMS]
 
@@ -24,7 +27,12 @@ import torch  # noqa: E402
 
 from fashionlens.catalog import load_catalog  # noqa: E402
 from fashionlens.embed import embed_images  # noqa: E402
+from fashionlens.encoders.base import l2_normalize  # noqa: E402
 from fashionlens.encoders.registry import create  # noqa: E402
+from fashionlens.evaluation.classification import classification_metrics  # noqa: E402
+from fashionlens.evaluation.metrics import topk  # noqa: E402
+from fashionlens.evaluation.statistics import paired_bootstrap  # noqa: E402
+from fashionlens.tasks.categorize_heads import ProbeHead  # noqa: E402
 from fashionlens.tasks.perceptual import (  # noqa: E402
     cosine_distances,
     human_ceiling,
@@ -62,9 +70,43 @@ def main() -> None:
         head, fit = fit_head(feats["train"], tr_i, tr_p, va_i, va_p, cfg)
         with torch.no_grad():
             z = head(torch.as_tensor(feats["test"])).numpy()
+            z_train = head(torch.as_tensor(feats["train"])).numpy()
         after = two_afc(*cosine_distances(z, idx["test"]), trips["test"].p_left)
         print(json.dumps({**info, "loss": loss, "best_epoch": fit.best_epoch, "after": after,
-                          "train_s": round(fit.seconds, 1), "wall_s": round(time.time() - t0, 1)}), flush=True)
+                          "train_s": round(fit.seconds, 1), "wall_s": round(time.time() - t0, 1),
+                          "downstream": downstream(train_cat, test_cat, feats, z_train, z)}), flush=True)
+
+
+def downstream(train_cat, test_cat, feats: dict, z_train: np.ndarray, z_test: np.ndarray) -> dict:
+    """Raw vs aligned features on the held-out items: retrieval precision@10 and probe accuracy."""
+    out: dict = {}
+    art, col = test_cat.column("articleType").astype(str), test_cat.column("baseColour").astype(str)
+    both = np.char.add(np.char.add(art, "|"), col)
+    per_query = {}
+    for name, x in (("raw", feats["test"]), ("aligned", z_test)):
+        nb = topk(l2_normalize(x), l2_normalize(x), 10, exclude_self=True)
+        per_query[name] = {"articleType": (art[nb] == art[:, None]).mean(1), "articleType+colour": (both[nb] == both[:, None]).mean(1)}
+    for lab in ("articleType", "articleType+colour"):
+        t = paired_bootstrap(1 - per_query["aligned"][lab], 1 - per_query["raw"][lab])  # error rates: lower is better
+        out[f"i2i_precision@10[{lab}]"] = {"raw": float(per_query["raw"][lab].mean()),
+                                           "aligned": float(per_query["aligned"][lab].mean()),
+                                           "diff_ci95": [-t.ci95[1], -t.ci95[0]], "p": t.p_value}
+    y_tr, y_te = train_cat.column("articleType").astype(str), art
+    classes = sorted({c for c in set(y_tr) if (y_tr == c).sum() >= 5})
+    ci = {c: i for i, c in enumerate(classes)}
+    tr_rows, te_rows = np.flatnonzero(np.isin(y_tr, classes)), np.flatnonzero(np.isin(y_te, classes))
+    yi_tr, yi_te = np.array([ci[c] for c in y_tr[tr_rows]]), np.array([ci[c] for c in y_te[te_rows]])
+    correct = {}
+    for name, xtr, xte in (("raw", feats["train"], feats["test"]), ("aligned", z_train, z_test)):
+        proba = ProbeHead(C=0.5).fit(xtr[tr_rows], yi_tr, len(classes)).predict_proba(xte[te_rows])
+        m = classification_metrics(yi_te, proba.argmax(1), classes, proba)
+        correct[name] = proba.argmax(1) == yi_te
+        out[f"probe_articleType[{name}]"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": int(len(te_rows)),
+                                             "classes": len(classes)}
+    t = paired_bootstrap(1.0 - correct["aligned"], 1.0 - correct["raw"])
+    out["probe_accuracy_diff_ci95"] = [-t.ci95[1], -t.ci95[0]]
+    out["probe_accuracy_diff_p"] = t.p_value
+    return out
 
 if __name__ == "__main__":
     main()

@@ -242,29 +242,45 @@ def test_web_pages(client, app_catalog):
     assert_json_error(client.get("/no/such/page"), 404, "no page at /no/such/page")
 
 
-def test_concurrent_text_queries_share_forward_passes(app, monkeypatch):
+def test_concurrent_text_queries_share_forward_passes_and_index_scans(app, monkeypatch):
     served = app.state.served
-    enc = served.indexes["myntra200"].encoder
+    idx = served.indexes["myntra200"]
+    enc, index = idx.encoder, idx.index
     queries = [f"batched query number {i}" for i in range(12)]
-    want = enc.encode_texts(queries)
-    calls, original = [], enc.encode_texts
+    mask = idx.filter_mask({"masterCategory": "Apparel"})
+    masks = [mask if i % 4 == 3 else None for i in range(12)]  # some requests carry a filter
+    ks = [5 + i % 3 for i in range(12)]
+    want = [index.search(enc.encode_texts([q]), k, m) for q, k, m in zip(queries, ks, masks)]
+    calls, scans, encode, search = [], [], enc.encode_texts, index.search
 
     def slow_encode(texts):  # the first call holds the model while the other requests queue up
         calls.append(len(texts))
         time.sleep(0.3 if len(calls) == 1 else 0)
-        return original(texts)
+        return encode(texts)
+
+    def counted_search(q, k, mask=None, exclude=None):
+        scans.append(len(q))
+        return search(q, k, mask, exclude)
 
     monkeypatch.setattr(enc, "encode_texts", slow_encode)
+    monkeypatch.setattr(index, "search", counted_search)
     got = {}
-    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, served.text_vector("myntra200", queries[i])))
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, served.search_text("myntra200", queries[i],
+                                                                                         ks[i], masks[i])))
                for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sum(calls) == 12 and len(calls) < 12  # coalesced into fewer forward passes
+    assert sum(scans) == 12 and len(scans) < 12 and max(scans) > 1  # unfiltered queries share a scan
     for i in range(12):
-        np.testing.assert_allclose(got[i][0], want[i], atol=1e-5)
+        assert got[i][1].shape == (1, ks[i])
+        np.testing.assert_array_equal(got[i][1], want[i][1])
+        np.testing.assert_allclose(got[i][0], want[i][0], atol=1e-5)
+    calls.clear()
+    again = served.search_text("myntra200", queries[0].upper(), ks[0])  # the LRU cache: no forward
+    assert calls == [] and np.array_equal(again[1], want[0][1])
 
 
 def test_several_indexes_and_categorizers_get_selectors(app, stand_in):

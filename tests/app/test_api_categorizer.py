@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -46,15 +48,16 @@ def test_serve_command_binds_localhost_and_loads_once(monkeypatch, small_index_d
     import uvicorn
 
     import fashionlens.app.server as server
-    import fashionlens.cli.serve as serve
     from fashionlens.cli.main import app as cli
 
     calls = {}
-    monkeypatch.setattr(serve, "_set_threads", lambda n: calls.setdefault("threads", n))  # process-wide: not in tests
+    monkeypatch.setattr(server, "set_threads", lambda n: calls.setdefault("threads", n))  # process-wide: not in tests
     monkeypatch.setattr(server, "create_app", lambda *a, **kw: calls.setdefault("create", (a, kw)) and "APP")
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.setdefault("run", (app, kw)))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # restored after the test: the command sets it
     res = CliRunner().invoke(cli, ["serve", str(small_index_dir), "--port", "8123", "--max-mb", "3"])
     assert res.exit_code == 0, res.output
+    assert os.environ["OMP_NUM_THREADS"] == "1"  # no spinning OpenMP pool beside the one model thread
     (dirs, cats), kw = calls["create"]
     assert list(map(str, dirs)) == [str(small_index_dir)] and cats == [] and kw["max_bytes"] == 3 * 1024 * 1024
     assert calls["run"] == ("APP", {"host": "127.0.0.1", "port": 8123, "log_level": "warning"})
@@ -63,3 +66,61 @@ def test_serve_command_binds_localhost_and_loads_once(monkeypatch, small_index_d
     res = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "missing: no such directory" in res.output
     assert "--categorizer" in CliRunner().invoke(cli, ["serve", "--help"]).output
+
+
+def test_serve_workers_build_the_same_app_from_the_environment(monkeypatch, small_index_dir):
+    """`--workers 2`: uvicorn gets the factory's import string; each worker loads the named directories."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    import fashionlens.app.server as server
+    import fashionlens.cli.serve as serve
+    from fashionlens.cli.main import app as cli
+
+    calls = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.setdefault("run", (app, kw)))
+    monkeypatch.setattr(serve, "run_workers", lambda host, port, n: calls.setdefault("workers", (host, port, n)))
+    monkeypatch.delenv(server.SERVE_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    res = CliRunner().invoke(cli, ["serve", str(small_index_dir), "--workers", "2", "--max-mb", "3", "--port", "8124"])
+    assert res.exit_code == 0, res.output
+    assert calls["workers"] == ("127.0.0.1", 8124, 2) and "run" not in calls  # no model loaded in the parent
+    # what a worker process does with the environment the command left
+    monkeypatch.setattr(server, "set_threads", lambda n: calls.setdefault("threads", n))
+    with TestClient(server.app_from_env()) as client:
+        hits = client.get("/api/search", params={"q": "shirt", "k": 3}).json()["results"]
+        assert len(hits) == 3
+        assert client.app.state.served.max_bytes == 3 * 1024 * 1024
+    assert calls["threads"] == 1
+
+
+def test_worker_socket_gets_tcp_nodelay_connections():
+    """Regression: without IPPROTO_TCP on the shared socket asyncio skips TCP_NODELAY (40 ms per reply)."""
+    import asyncio
+    import socket
+
+    from uvicorn import Config
+
+    from fashionlens.cli.serve import tcp_listener
+
+    sock = tcp_listener(Config("x:y", host="127.0.0.1", port=0))
+    assert sock.proto == socket.IPPROTO_TCP
+    port = sock.getsockname()[1]
+    seen = {}
+
+    async def main():
+        def on_connect(reader, writer):
+            seen["nodelay"] = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        w.close()
+        server.close()
+
+    asyncio.run(main())
+    assert seen["nodelay"] != 0

@@ -42,3 +42,19 @@ def test_train_evaluate_predict_on_real_photos(myntra_dir, tmp_path):
     r = runner.invoke(app, ["predict", str(out), str(bad)])
     assert r.exit_code == 2
     assert "broken.jpg: not an image" in r.output
+
+
+def test_finetune_method_from_the_command_line(myntra_dir, tmp_path, one_torch_thread):
+    out = tmp_path / "tuned"
+    r = runner.invoke(app, ["train", str(myntra_dir), "--label", "masterCategory", "--method", "finetune",
+                            "--epochs", "1", "--unfreeze-blocks", "1", "--limit", "60", "--no-tta", "--out", str(out),
+                            "--cache-dir", str(tmp_path / "cache"), "--no-check-images"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "categorizer.json").read_text())
+    assert meta["config"]["tune"] == {"unfreeze_blocks": 1, "epochs": 1} and meta["head"]["kind"] == "cosine"
+    assert (out / "backbone" / "encoder.json").is_file()
+    photo = next((myntra_dir / "images").glob("*.jpg"))
+    r = runner.invoke(app, ["predict", str(out), str(photo), "--json"])  # reloads the tuned backbone
+    assert r.exit_code == 0, r.output
+    top = json.loads(r.output)[0]["masterCategory"]
+    assert len(top) == min(5, len(meta["classes"])) and top[0]["prob"] >= top[-1]["prob"]

@@ -30,7 +30,7 @@ def search(request: Request, q: str = Query(..., min_length=1, max_length=500, d
     if not q.strip():
         raise HTTPException(400, "empty query: type what you are looking for")
     mask = idx.filter_mask(filters)  # before encoding: a bad filter costs no model call
-    scores, pos = idx.index.search(s.text_vector(name, q), k, mask)
+    scores, pos = s.search_text(name, q, k, mask)
     return {"query": q, "index": name, "filters": filters, "results": s.rows(name, scores[0], pos[0])}
 
 

@@ -8,7 +8,7 @@ import typer
 
 from fashionlens.cli.common import friendly_errors, print_json, print_table
 
-app = typer.Typer(help="Categorise products from their photos (zero-shot, probe, MLP head, caption).",
+app = typer.Typer(help="Categorise products from their photos (zero-shot, probe, MLP head, fine-tune, caption).",
                   no_args_is_help=True)
 
 
@@ -26,7 +26,7 @@ def train(
     label: str = typer.Option(..., "--label", help="column to predict, e.g. masterCategory, articleType, baseColour"),
     out: Path = typer.Option(..., "--out", help="folder for the model and its evaluation report"),
     encoder: str = typer.Option("efficientnet-lite0", help="registry encoder (method caption: a captioner)"),
-    method: str = typer.Option("head", help="zeroshot | probe | head | caption"),
+    method: str = typer.Option("head", help="zeroshot | probe | head | finetune | caption"),
     limit: int | None = typer.Option(None, help="use a seeded random sample of N items"),
     test_size: float = typer.Option(0.2, help="held-out share for the report"),
     min_class_size: int = typer.Option(0, help="merge classes with fewer training items into 'other'"),
@@ -34,7 +34,9 @@ def train(
     balance: str = typer.Option("weights", help="none | weights | oversample"),
     augment: str = typer.Option("flip", help="trained head: none | flip | random"),
     tta: bool = typer.Option(True, help="average predictions over the photo and its mirror"),
-    epochs: int = typer.Option(40, help="MLP head: maximum epochs (early stopping on val macro F1)"),
+    epochs: int | None = typer.Option(None, help="head / finetune: maximum epochs (early stopping on val macro "
+                                      "F1; default 40 / 12)"),
+    unfreeze_blocks: int = typer.Option(2, help="finetune: backbone blocks retrained, counted from the end"),
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
@@ -47,7 +49,9 @@ def train(
     cat = _load(catalog, limit, seed, check_images)
     cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
-                           head={"epochs": epochs})
+                           head={"epochs": epochs} if epochs else {},
+                           tune={"unfreeze_blocks": unfreeze_blocks, **({"epochs": epochs} if epochs else {})}
+                           if method == "finetune" else {})
     y = clean_labels(cat.column(label))
     cat = cat.subset(y != "")
     fit_pos, test_pos = stratified_split(clean_labels(cat.column(label)), test_size, seed)

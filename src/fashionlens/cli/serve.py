@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -23,27 +24,59 @@ def serve_cmd(
     max_mb: int = typer.Option(10, "--max-mb", min=1, help="Upload size limit in MB."),
     threads: int = typer.Option(1, min=1, help="CPU threads per model call and search (torch, faiss). One query "
                                 "at a time is small: 1 avoids threads fighting over cores under concurrent load."),
+    workers: int = typer.Option(1, min=1, help="Server processes, each with its own copy of the models and indexes "
+                                "(memory x N). One process runs Python on one core at a time: on a machine with N "
+                                "cores, N workers serve about N times the requests."),
 ) -> None:
     """Serve search, similar items and photo categorization in the browser and as a JSON API (/docs)."""
+    import json
+    import os
+
+    # Before torch / faiss load: their OpenMP pools otherwise start a thread per core that spins
+    # between calls (measured: 42 ms server CPU per search request instead of 23 ms).
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     import uvicorn
 
-    from fashionlens.app.server import create_app
+    from fashionlens.app.server import SERVE_ENV, create_app, set_threads
 
     for d in [*index, *(categorizer or [])]:
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: no such directory")
-    _set_threads(threads)
-    typer.echo("loading indexes and models ...", err=True)
-    app = create_app(index, categorizer or [], captioner=captioner, max_bytes=max_mb * 1024 * 1024)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: serving on {host}: other machines can reach this server", err=True)
+    if workers > 1:  # each worker process builds the app itself from these settings
+        os.environ[SERVE_ENV] = json.dumps({"index": [str(d) for d in index], "threads": threads,
+                                            "categorizer": [str(d) for d in categorizer or []],
+                                            "captioner": captioner, "max_bytes": max_mb * 1024 * 1024})
+        typer.echo(f"{workers} workers loading indexes and models; serving on http://{host}:{port}/ "
+                   "(API docs at /docs) once they are up; Ctrl+C stops", err=True)
+        run_workers(host, port, workers)
+        return
+    set_threads(threads)
+    typer.echo("loading indexes and models ...", err=True)
+    app = create_app(index, categorizer or [], captioner=captioner, max_bytes=max_mb * 1024 * 1024)
     typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def _set_threads(n: int) -> None:
-    import faiss
-    import torch
+def run_workers(host: str, port: int, workers: int) -> None:
+    """uvicorn's process supervisor over `tcp_listener` (each worker builds the app from the environment)."""
+    from uvicorn import Config
+    from uvicorn.supervisors import Multiprocess
 
-    torch.set_num_threads(n)
-    faiss.omp_set_num_threads(n)
+    config = Config("fashionlens.app.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
+    Multiprocess(config, sockets=[tcp_listener(config)]).run()
+
+
+def tcp_listener(config: Any) -> Any:
+    """The listening socket of a uvicorn Config, marked as TCP.
+
+    uvicorn's own socket for `workers > 1` has protocol number 0, so asyncio does not set TCP_NODELAY
+    on its connections and every response waits ~40 ms for a delayed ACK (measured: 44 ms per /healthz
+    vs 1.3 ms with this socket). The same file descriptor, re-wrapped as IPPROTO_TCP, fixes it.
+    """
+    import socket
+
+    bound = config.bind_socket()
+    return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())

@@ -1,5 +1,6 @@
 """Categorise products from their photos: zero-shot prompts, a logistic probe, an MLP head on frozen
-features, or caption -> category; for any catalog label column and any registry encoder.
+features, partial fine-tuning of the backbone, or caption -> category; for any catalog label column
+and any registry encoder.
 
     clf = Categorizer(CategorizeConfig(label="articleType", method="head")).fit(train_catalog)
     clf.evaluate(test_catalog)                # accuracy, top-5, macro/weighted F1, per class, ...
@@ -42,7 +43,7 @@ from fashionlens.tasks.categorize_heads import (
 )
 from fashionlens.utils import atomic_write, read_json, write_json
 
-METHODS = ("zeroshot", "probe", "head", "caption")
+METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
 FORMAT = "fashionlens.categorizer/1"
 
@@ -68,6 +69,7 @@ class CategorizeConfig:
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
     probe_C: float = 0.5
     head: dict[str, Any] = field(default_factory=dict)  # MLPHead keyword arguments
+    tune: dict[str, Any] = field(default_factory=dict)  # method=finetune: TuneConfig fields
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -77,6 +79,10 @@ class CategorizeConfig:
         if self.augment not in ("none", "flip", "random"):
             raise ValueError(f"unknown augment '{self.augment}'; choose none, flip or random")
         self.templates = tuple(self.templates)
+        if self.method == "finetune":
+            from fashionlens.tasks.categorize_tune import TuneConfig
+
+            TuneConfig.from_dict(self.tune)  # unknown options fail before any work
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CategorizeConfig:
@@ -186,6 +192,12 @@ class Categorizer:
         va_views: list[np.ndarray] = []
         if cfg.method == "zeroshot":
             self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates)
+        elif cfg.method == "finetune":
+            from fashionlens.tasks.categorize_tune import TuneConfig, finetune
+
+            self._encoder, self.head_, self.history_ = finetune(
+                self.encoder, catalog.subset(tr), yi_tr, catalog.subset(va), yi_va, list(self.classes_), weights,
+                TuneConfig.from_dict(cfg.tune), log, self.progress)
         else:
             tr_views = self._views(catalog.subset(tr), train=True)
             va_views = self._views(catalog.subset(va)) if len(va) else []
@@ -204,7 +216,7 @@ class Categorizer:
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
                 self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, len(self.classes_), weights)
-        if len(va) and cfg.method != "head":  # one summary line for heads without epochs
+        if len(va) and cfg.method not in ("head", "finetune"):  # one summary line for heads without epochs
             proba = self._combine(va_views or self._views(catalog.subset(va)))
             m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
             row = {"epoch": 1, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
@@ -302,6 +314,8 @@ class Categorizer:
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / "head.safetensors") as tmp:
             save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.head_.state().items()}, str(tmp))
+        if self.config.method == "finetune":  # the tuned backbone: a run encoder of its own (`run:DIR/backbone`)
+            self.encoder.save(root / "backbone")
         write_json(root / "fit_ids.json", self.fit_ids_)
         with atomic_write(root / "train_log.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history_))
@@ -323,7 +337,8 @@ class Categorizer:
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None, captioner: Captioner | None = None,
              text_encoder: Encoder | None = None, cache_dir: str | Path | None = None) -> Categorizer:
-        """Rebuild a saved categoriser; the encoder is re-created from its registry name unless given."""
+        """Rebuild a saved categoriser; the encoder is re-created from its registry name (a fine-tuned
+        one from DIR/backbone) unless given."""
         from safetensors.numpy import load_file
 
         root = Path(path)
@@ -333,6 +348,10 @@ class Categorizer:
         meta = read_json(meta_path)
         if meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path}: unsupported format {meta.get('format')!r} (expected {FORMAT})")
+        if encoder is None and meta["config"].get("method") == "finetune":
+            from fashionlens.encoders.registry import load_run_encoder
+
+            encoder = load_run_encoder(root / "backbone")
         self = cls(CategorizeConfig.from_dict(meta["config"]), encoder=encoder, captioner=captioner,
                    text_encoder=text_encoder, cache_dir=cache_dir)
         self.classes_ = np.asarray(meta["classes"], dtype=object)

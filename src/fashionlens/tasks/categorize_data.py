@@ -133,7 +133,7 @@ def class_weights(y_idx: Sequence[int], n_classes: int, power: float = 1.0) -> n
 AUGMENTATIONS = ("hflip", "train")
 
 
-def _augment_transform(kind: str, size: tuple[int, int]) -> Any:
+def augment_transform(kind: str, size: tuple[int, int]) -> Any:
     """torchvision v2 transform on a PIL image: `hflip` (test-time) or `train` (random)."""
     from torchvision.transforms import v2
 
@@ -177,7 +177,7 @@ class AugmentedEncoder(Encoder):
             seed = int.from_bytes(hashlib.blake2b(im.tobytes() + bytes([self.copy % 256]), digest_size=4).digest(), "little")
             with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream alone
                 torch.manual_seed(seed)
-                out.append(_augment_transform(self.kind, im.size)(im))
+                out.append(augment_transform(self.kind, im.size)(im))
         return self.inner.encode_images(out)
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:

@@ -238,7 +238,27 @@ class MLPHead:
         return h
 
 
-HEADS: dict[str, Any] = {"zeroshot": ZeroShotHead, "probe": ProbeHead, "head": MLPHead, "caption": ProbeHead}
+class CosineHead:
+    """scale x cosine(feature, class weight) + bias: the classifier trained with a fine-tuned backbone."""
+
+    kind = "cosine"
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, scale: float = 16.0):
+        self.weight_, self.bias_, self.scale = l2_normalize(weight), np.asarray(bias, np.float32), float(scale)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return softmax(self.scale * l2_normalize(X) @ self.weight_.T + self.bias_)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"weight": self.weight_, "bias": self.bias_, "scale": np.asarray([self.scale], np.float32)}
+
+    @classmethod
+    def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> CosineHead:
+        return cls(s["weight"], s["bias"], float(s["scale"][0]))
+
+
+HEADS: dict[str, Any] = {"zeroshot": ZeroShotHead, "probe": ProbeHead, "head": MLPHead, "caption": ProbeHead,
+                         "cosine": CosineHead}
 
 
 # ---- captioners ---------------------------------------------------------------------------------
