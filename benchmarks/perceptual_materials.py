@@ -37,6 +37,8 @@ CONFIGS = {
     # ensemble (concatenated features) of the same backbone at two input sizes
     "mlp-logistic-ensemble-160+224-strongaug": {"loss": "logistic", "temperature": 0.02, "aug_strength": 2.0,
                                                 "encoders": ["efficientnet-lite0", "perceptual_materials:lite0_224"]},
+    "mlp-logistic-texture-strongaug": {"loss": "logistic", "temperature": 0.02, "aug_strength": 2.0,
+                                       "encoders": ["perceptual_materials:lite0_texture"]},
     "lora-hinge": {"mode": "lora", "loss": "hinge", "aug_strength": 2.0, "lora_targets": ["conv_pw", "conv_pwl"],
                    "epochs": 8, "patience": 3, "lr": 5e-4},
 }
@@ -47,6 +49,29 @@ def lite0_224():
     from fashionlens.encoders import create
 
     return create("efficientnet-lite0", size=224)
+
+
+def lite0_texture():
+    """EXPERIMENT: Lite0 + per-channel mean and std of 4 intermediate feature maps (texture statistics)."""
+    import numpy as np
+
+    from fashionlens.encoders import create
+    from fashionlens.encoders.base import Encoder, l2_normalize
+    from fashionlens.encoders.torch_utils import pixel_batch
+
+    base = create("efficientnet-lite0")
+
+    class Texture(Encoder):
+        modalities, name, dim, preprocess, batch_size = ("image",), "lite0-texture", 1280 + 2 * 496, base.preprocess, 16
+
+        def _encode_images(self, images):
+            x = pixel_batch(images, self.preprocess)
+            with torch.inference_mode():
+                maps = base.model.forward_intermediates(x, intermediates_only=True)[1:]
+                parts = [base.model(x)] + [t for f in maps for t in (f.mean((2, 3)), f.std((2, 3)))]
+            return np.concatenate([l2_normalize(p.float().numpy()) for p in parts], axis=1)
+
+    return Texture()
 
 
 def main() -> None:

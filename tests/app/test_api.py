@@ -245,7 +245,7 @@ def test_web_pages(client, app_catalog):
 def test_concurrent_text_queries_share_forward_passes_and_index_scans(app, monkeypatch):
     served = app.state.served
     idx = served.indexes["myntra200"]
-    enc, index = idx.encoder, idx.index
+    enc, index = served.encoders["myntra200"], idx.index
     queries = [f"batched query number {i}" for i in range(12)]
     mask = idx.filter_mask({"masterCategory": "Apparel"})
     masks = [mask if i % 4 == 3 else None for i in range(12)]  # some requests carry a filter

@@ -55,6 +55,8 @@ class Served:
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._query_cache = query_cache
         self.facets = {name: _facets(idx.catalog.df) for name, idx in indexes.items()}
+        # request-time encoders: e.g. the text tower in ONNX Runtime (same vectors, less CPU per query)
+        self.encoders = {name: idx.encoder.for_serving() for name, idx in indexes.items()}
 
     # ---- look-ups ---------------------------------------------------------------------------
     def index(self, name: str | None) -> tuple[str, Any]:
@@ -106,7 +108,7 @@ class Served:
             vecs = [self._queries.get(key) for key in keys]
         todo = [i for i, v in enumerate(vecs) if v is None]
         if todo:
-            new = idx.encoder.encode_texts([batch[i]["text"] for i in todo])
+            new = self.encoders[index_name].encode_texts([batch[i]["text"] for i in todo])
             with self._cache_lock:
                 for i, v in zip(todo, new, strict=True):
                     vecs[i] = v
@@ -127,7 +129,7 @@ class Served:
 
     def image_vector(self, index_name: str, image: Image.Image) -> np.ndarray:
         with self.lock:
-            return self.indexes[index_name].encoder.encode_images([image])
+            return self.encoders[index_name].encode_images([image])
 
     def categorize(self, name: str, image: Image.Image, k: int = 5) -> list[tuple[str, float]]:
         with self.lock:

@@ -43,6 +43,13 @@ class AlignedEncoder(Encoder):
         with torch.inference_mode():
             return l2_normalize(head(torch.as_tensor(np.asarray(feats, dtype=np.float32))).numpy())
 
+    def for_serving(self) -> AlignedEncoder:
+        """The same heads over the base towers' serving versions (see `Encoder.for_serving`)."""
+        img, txt = self.image_base.for_serving(), self.text_base.for_serving()
+        if img is self.image_base and txt is self.text_base:
+            return self
+        return AlignedEncoder(img, txt, self.image_head, self.text_head, self.config, self.name)
+
     def _encode_images(self, images: list[Any]) -> np.ndarray:
         return self.project_images(self.image_base.encode_images(images))
 

@@ -95,6 +95,11 @@ class Encoder:
         pp = ",".join(f"{k}={v}" for k, v in sorted(self.preprocess.to_dict().items()))
         return f"{self.name}|{pp}"
 
+    def for_serving(self) -> Encoder:
+        """An equivalent encoder (same vectors within float rounding) built for many small requests,
+        e.g. a text tower running in ONNX Runtime. Default: this encoder itself."""
+        return self
+
     def project_images(self, features: np.ndarray) -> np.ndarray:
         """Map `image_base` features into this encoder's space (only for encoders with a base)."""
         raise NotImplementedError(f"{self.name} has no image base to project from")
