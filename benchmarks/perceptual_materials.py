@@ -52,7 +52,8 @@ def lite0_224():
 
 
 def lite0_texture():
-    """EXPERIMENT: Lite0 + per-channel mean and std of 4 intermediate feature maps (texture statistics)."""
+    """Lite0's pooled features + per-channel mean and std of its last 4 intermediate feature maps
+    (texture statistics, each part unit norm), as a `module:factory` encoder (PYTHONPATH=benchmarks)."""
     import numpy as np
 
     from fashionlens.encoders import create
