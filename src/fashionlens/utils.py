@@ -27,6 +27,18 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out a matplotlib figure, write it atomically as PNG, close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=str))

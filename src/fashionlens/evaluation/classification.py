@@ -118,7 +118,7 @@ def plot_confusion(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fashionlens.utils import atomic_write
+    from fashionlens.utils import save_figure
 
     idx = np.asarray(order if order is not None else range(len(labels)), dtype=np.int64)
     m = cm[np.ix_(idx, idx)].astype(np.float64)
@@ -141,9 +141,4 @@ def plot_confusion(
                     ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=font,
                             color="white" if m[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -179,7 +179,7 @@ def save_tsne(embeddings: np.ndarray, labels: Sequence, out: str | Path, max_poi
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
 
-    from fashionlens.utils import atomic_write
+    from fashionlens.utils import save_figure
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(embeddings), size=min(max_points, len(embeddings)), replace=False)
@@ -196,12 +196,7 @@ def save_tsne(embeddings: np.ndarray, labels: Sequence, out: str | Path, max_poi
         ax.scatter(xy[m, 0], xy[m, 1], s=5, color=plt.cm.tab10(i), label=name)
     ax.legend(markerscale=3, fontsize=7, loc="best")
     ax.set(title=title or "t-SNE of test image embeddings", xticks=[], yticks=[])
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_write(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def save_hits_grid(catalog: Catalog, text_emb: np.ndarray, image_emb: np.ndarray, out: str | Path,

@@ -11,7 +11,7 @@ import numpy as np
 from fashionlens.catalog.core import Catalog
 from fashionlens.evaluation.classification import confusion_json, confusion_matrix, plot_confusion
 from fashionlens.tasks.categorize_data import OTHER, LabelHierarchy
-from fashionlens.utils import atomic_write, write_json
+from fashionlens.utils import atomic_write, save_figure, write_json
 
 
 def write_report(out: str | Path, metrics: dict[str, Any], y: np.ndarray, proba: np.ndarray,
@@ -80,9 +80,4 @@ def plot_qa_grid(items: list[dict[str, Any]], path: str | Path, cols: int = 8) -
         ax.set_title(f"{it['id']}\ncatalog: {it['catalog_label']}\nmodel: {it['predicted']} ({it['confidence']:.2f})",
                      fontsize=6)
     fig.suptitle("catalog QA: confident model disagrees with the catalog label", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

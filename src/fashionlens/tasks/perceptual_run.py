@@ -94,7 +94,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fashionlens.utils import atomic_write
+    from fashionlens.utils import save_figure
 
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -102,10 +102,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     a.set(xlabel="epoch", ylabel="train loss")
     b.plot(ep, [h["val_2afc"] for h in history], marker=".", color="C1")
     b.set(xlabel="epoch", ylabel="val 2AFC (vote-weighted)")
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def before_after_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from fashionlens.utils import atomic_write, read_json, write_json
+from fashionlens.utils import atomic_write, read_json, save_figure, write_json
 
 
 class RunDir:
@@ -57,12 +57,7 @@ class RunDir:
         a.set(xlabel="epoch", ylabel="train loss", title="loss")
         b.plot([r["epoch"] for r in ep], [r["val_recall@10"] for r in ep], marker="o", color="C1")
         b.set(xlabel="epoch", ylabel="val Recall@10 (text→image)", title="validation")
-        fig.tight_layout()
-        out = self.root / "curves.png"
-        with atomic_write(out) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
-        return out
+        return save_figure(fig, self.root / "curves.png")
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self, tag: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
