@@ -70,3 +70,13 @@ def test_tuned_backbone_is_an_encoder_with_its_own_fingerprint(tuned, tmp_path):
 def test_unknown_finetune_option_fails_before_work():
     with pytest.raises(ValueError, match="unknown fine-tune option"):
         CategorizeConfig(method="finetune", tune={"epoch": 3})
+
+
+def test_without_a_validation_split_the_lowest_training_loss_wins(toy, one_torch_thread):
+    cfg = CategorizeConfig(label="articleType", method="finetune", val_size=0, tta=False,
+                           tune={"epochs": 3, "batch_size": 16, "unfreeze_blocks": 1, "patience": 3})
+    clf = Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(toy)
+    hist = clf.history_
+    assert len(hist) == 3 and all("val_macro_f1" not in r for r in hist)
+    best = [r for r in hist if r["best"]][-1]
+    assert best["train_loss"] <= min(r["train_loss"] for r in hist) + 1e-4
