@@ -68,7 +68,7 @@ def test_serve_command_binds_localhost_and_loads_once(monkeypatch, small_index_d
     assert "--categorizer" in CliRunner().invoke(cli, ["serve", "--help"]).output
 
 
-def test_serve_workers_build_the_same_app_from_the_environment(monkeypatch, small_index_dir):
+def test_serve_workers_build_the_same_app_from_the_environment(monkeypatch, small_index_dir, tmp_path):
     """`--workers 2`: uvicorn gets the factory's import string; each worker loads the named directories."""
     import uvicorn
     from fastapi.testclient import TestClient
@@ -85,6 +85,12 @@ def test_serve_workers_build_the_same_app_from_the_environment(monkeypatch, smal
     res = CliRunner().invoke(cli, ["serve", str(small_index_dir), "--workers", "2", "--max-mb", "3", "--port", "8124"])
     assert res.exit_code == 0, res.output
     assert calls["workers"] == ("127.0.0.1", 8124, 2) and "run" not in calls  # no model loaded in the parent
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    calls.clear()
+    for args in ([str(empty)], [str(small_index_dir), "--categorizer", str(empty)]):
+        res = CliRunner().invoke(cli, ["serve", *args, "--workers", "2"])
+        assert res.exit_code == 2 and str(empty) in res.output and "workers" not in calls  # no restart loop
     # what a worker process does with the environment the command left
     monkeypatch.setattr(server, "set_threads", lambda n: calls.setdefault("threads", n))
     with TestClient(server.app_from_env()) as client:

@@ -334,6 +334,14 @@ class Categorizer:
         })
         return root
 
+    @staticmethod
+    def check(path: str | Path) -> Path:
+        """The folder's categorizer.json, or a FileNotFoundError naming what is missing (nothing loaded)."""
+        meta_path = Path(path) / "categorizer.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{path} is not a saved categorizer: {meta_path.name} is missing")
+        return meta_path
+
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None, captioner: Captioner | None = None,
              text_encoder: Encoder | None = None, cache_dir: str | Path | None = None) -> Categorizer:
@@ -342,9 +350,7 @@ class Categorizer:
         from safetensors.numpy import load_file
 
         root = Path(path)
-        meta_path = root / "categorizer.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{root} is not a saved categorizer: {meta_path.name} is missing")
+        meta_path = cls.check(root)
         meta = read_json(meta_path)
         if meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path}: unsupported format {meta.get('format')!r} (expected {FORMAT})")

@@ -88,12 +88,17 @@ def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catal
 class SearchIndex:
     """An index directory: catalog snapshot + vectors + the encoder that made them."""
 
+    @staticmethod
+    def check(folder: str | Path) -> Path:
+        """The folder's index.json, or a FileNotFoundError saying how to make one (nothing loaded)."""
+        meta = Path(folder) / "index.json"
+        if not meta.is_file():
+            raise FileNotFoundError(f"{folder} is not a fashionlens index (no index.json); build one with `fashionlens index`")
+        return meta
+
     def __init__(self, folder: str | Path, encoder: Encoder | None = None):
         self.folder = Path(folder)
-        meta = self.folder / "index.json"
-        if not meta.is_file():
-            raise FileNotFoundError(f"{self.folder} is not a fashionlens index (no index.json); build one with `fashionlens index`")
-        self.info = read_json(meta)
+        self.info = read_json(self.check(self.folder))
         self.catalog = Catalog.load(self.folder / "catalog.parquet")
         self.index = open_index(self.folder)
         self._encoder = encoder
