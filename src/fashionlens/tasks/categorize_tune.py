@@ -104,8 +104,7 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.lr, cfg.lr * cfg.backbone_lr_mult],
                                                 total_steps=cfg.epochs * max(1, len(loader)), pct_start=0.15)
     amp = autocast_dtype(dev)
-    head = CosineHead(np.zeros((k, tuned.dim), np.float32), np.zeros(k, np.float32), cfg.scale)
-    best, best_state, waited, history = -1.0, None, 0, []
+    best, best_state, waited, history = -np.inf, None, 0, []
     for epoch in range(1, cfg.epochs + 1):
         t0, total, seen = time.perf_counter(), 0.0, 0
         tower.train()
@@ -143,7 +142,7 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
             log(row)
         if waited >= cfg.patience:
             break
-    assert best_state is not None  # epoch 1 always improves on -1
+    assert best_state is not None  # epoch 1 always improves on -inf
     tuned.load_trainable_state(best_state[0])
     tower.eval()  # stays on the device it trained on: predictions run there too
     return tuned, best_state[1], history
