@@ -53,6 +53,7 @@ def test_finetune_method_from_the_command_line(myntra_dir, tmp_path, one_torch_t
     meta = json.loads((out / "categorizer.json").read_text())
     assert meta["config"]["tune"] == {"unfreeze_blocks": 1, "epochs": 1} and meta["head"]["kind"] == "cosine"
     assert (out / "backbone" / "encoder.json").is_file()
+    assert not (out / "checkpoint").exists()  # per-epoch checkpoints go once the model is saved
     photo = next((myntra_dir / "images").glob("*.jpg"))
     r = runner.invoke(app, ["predict", str(out), str(photo), "--json"])  # reloads the tuned backbone
     assert r.exit_code == 0, r.output

@@ -83,3 +83,46 @@ def test_without_a_validation_split_the_lowest_training_loss_wins(toy, one_torch
     assert min(r["train_loss"] for r in hist) > 1
     best = [r for r in hist if r["best"]][-1]
     assert best["train_loss"] <= min(r["train_loss"] for r in hist) + 1e-4
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_a_crashed_finetune_resumes_after_its_last_epoch(toy, tmp_path, one_torch_thread):
+    """Killed after epoch 2 of 4: the rerun trains epochs 3-4 only and ends where an uninterrupted run ends."""
+    train, _ = toy.split(0.3, seed=0, stratify="articleType")
+    cfg = CategorizeConfig(label="articleType", method="finetune", val_size=0.25, tta=False,
+                           tune={"epochs": 4, "batch_size": 8, "unfreeze_blocks": 1, "lr": 5e-3, "patience": 4})
+
+    def crash_after(n):
+        def log(row):
+            if row["epoch"] == n:
+                raise _Crash
+        return log
+
+    import fashionlens.tasks.categorize as categorize
+
+    ckpt = tmp_path / "ckpt"
+    real = categorize._JsonLines
+    categorize._JsonLines = lambda path: crash_after(2)
+    try:
+        with pytest.raises(_Crash):
+            Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(train, checkpoint=ckpt)
+    finally:
+        categorize._JsonLines = real
+    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-1.safetensors", "optim-1.pt", "state.json"]
+    # the crash hit inside epoch 2's logging: epoch 1 is the last one saved
+    resumed = Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(
+        train, log_path=tmp_path / "log.jsonl", checkpoint=ckpt)
+    assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 4  # restored rows are logged again
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 4
+    straight = Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(train)
+    assert [r["train_loss"] for r in straight.history_] == pytest.approx([r["train_loss"] for r in resumed.history_],
+                                                                        rel=1e-4)
+    np.testing.assert_allclose(resumed.head_.weight_, straight.head_.weight_, atol=1e-5)
+
+    other = CategorizeConfig(**{**cfg.__dict__, "tune": {**cfg.tune, "lr": 1e-3}})
+    with pytest.raises(ValueError, match="different fine-tuning run"):
+        Categorizer(other, encoder=create("efficientnet-lite0", size=64)).fit(train, checkpoint=ckpt)

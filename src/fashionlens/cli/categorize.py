@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -56,8 +57,10 @@ def train(
     cat = cat.subset(y != "")
     fit_pos, test_pos = stratified_split(clean_labels(cat.column(label)), test_size, seed)
     clf = Categorizer(cfg, cache_dir=cache_dir or DEFAULT_CACHE, progress=True)
-    clf.fit(cat.subset(fit_pos), log_path=out / "train_log.jsonl")
+    ckpt = out / "checkpoint"  # finetune: each epoch lands here; rerunning the command resumes
+    clf.fit(cat.subset(fit_pos), log_path=out / "train_log.jsonl", checkpoint=ckpt)
     clf.save(out)
+    shutil.rmtree(ckpt, ignore_errors=True)  # the saved model supersedes it
     res = clf.evaluate(cat.subset(test_pos), report_dir=out / "report")
     typer.echo(f"{label} ({method}, {clf.config.encoder}): {len(fit_pos)} fit / {len(test_pos)} test items, "
                f"{len(clf.classes_)} classes, trained in {clf.fit_seconds_:.1f}s")

@@ -160,8 +160,10 @@ class Categorizer:
         return embed_texts(self.text_encoder, captions, cache_dir=None, progress=False)
 
     # ---- fit ----------------------------------------------------------------------------------
-    def fit(self, catalog: Catalog, log_path: str | Path | None = None) -> Categorizer:
-        """Fit on a catalog: seeded stratified train/val split, rare-class merge, balancing, head."""
+    def fit(self, catalog: Catalog, log_path: str | Path | None = None,
+            checkpoint: str | Path | None = None) -> Categorizer:
+        """Fit on a catalog: seeded stratified train/val split, rare-class merge, balancing, head.
+        `checkpoint` (method finetune): a folder where each epoch is saved and a rerun resumes."""
         cfg = self.config
         t0 = time.perf_counter()
         y_all = clean_labels(catalog.column(cfg.label))
@@ -197,7 +199,7 @@ class Categorizer:
 
             self._encoder, self.head_, self.history_ = finetune(
                 self.encoder, catalog.subset(tr), yi_tr, catalog.subset(va), yi_va, list(self.classes_), weights,
-                TuneConfig.from_dict(cfg.tune), log, self.progress)
+                TuneConfig.from_dict(cfg.tune), log, self.progress, checkpoint)
         else:
             tr_views = self._views(catalog.subset(tr), train=True)
             va_views = self._views(catalog.subset(va)) if len(va) else []

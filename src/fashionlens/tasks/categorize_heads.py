@@ -244,7 +244,8 @@ class CosineHead:
     kind = "cosine"
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, scale: float = 16.0):
-        self.weight_, self.bias_, self.scale = l2_normalize(weight), np.asarray(bias, np.float32), float(scale)
+        # copies: arrays viewed from live torch parameters must not move on as training continues
+        self.weight_, self.bias_, self.scale = l2_normalize(weight).copy(), np.array(bias, np.float32), float(scale)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return softmax(self.scale * l2_normalize(X) @ self.weight_.T + self.bias_)

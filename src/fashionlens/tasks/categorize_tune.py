@@ -4,6 +4,10 @@ Frozen features cap what a head can learn (on Myntra articleType the MLP head st
 partial unfreezing lets the last blocks adapt to catalog photos. The tuned backbone comes out as an
 `Encoder` (`TunedImageEncoder`, saved as a `run:` directory), the classifier as a `CosineHead`, so
 prediction, flip TTA, embedding caches, evaluation and the web app work unchanged.
+
+With a `checkpoint` folder every finished epoch is saved (safetensors + the optimiser state, written
+before the small JSON that points at them), and a rerun with the same data and settings continues
+after the last finished epoch: a CPU run takes hours, a crash should cost one epoch at most.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +25,7 @@ from fashionlens.catalog.core import Catalog
 from fashionlens.encoders.base import Encoder
 from fashionlens.evaluation.classification import classification_metrics
 from fashionlens.tasks.categorize_heads import CosineHead
+from fashionlens.utils import atomic_write, read_json, write_json
 
 
 @dataclass
@@ -69,13 +75,53 @@ class _Photos:
         return pixel_batch([im], self.preprocess)[0], int(self.labels[i])
 
 
+class _Checkpoint:
+    """Per-epoch training state in a folder: epoch-numbered tensor files, then `state.json` naming them."""
+
+    def __init__(self, folder: str | Path | None, identity: dict[str, Any]):
+        self.folder, self.identity = (Path(folder) if folder else None), identity
+
+    def load(self) -> dict[str, Any] | None:
+        """The last finished epoch's state, or None to start fresh (no folder, nothing saved yet)."""
+        import torch
+        from safetensors.torch import load_file
+
+        if self.folder is None or not (self.folder / "state.json").is_file():
+            return None
+        meta = read_json(self.folder / "state.json")
+        if meta.get("identity") != self.identity:
+            raise ValueError(f"{self.folder} holds a checkpoint of a different fine-tuning run (other data or "
+                             "settings): delete it or write this run elsewhere")
+        e = meta["epoch"]
+        meta["tensors"] = load_file(str(self.folder / f"epoch-{e}.safetensors"))
+        meta["optim"] = torch.load(self.folder / f"optim-{e}.pt", map_location="cpu", weights_only=True)
+        return meta
+
+    def save(self, epoch: int, tensors: dict[str, Any], optim: dict[str, Any], state: dict[str, Any]) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.folder / f"epoch-{epoch}.safetensors") as tmp:
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        with atomic_write(self.folder / f"optim-{epoch}.pt") as tmp:
+            torch.save(optim, tmp)
+        write_json(self.folder / "state.json", {"identity": self.identity, "epoch": epoch, **state})
+        for old in [*self.folder.glob("epoch-*.safetensors"), *self.folder.glob("optim-*.pt")]:
+            if old.stem.rsplit("-", 1)[-1] != str(epoch):
+                old.unlink(missing_ok=True)
+
+
 def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog, y_val: np.ndarray,
              classes: Sequence[str], weights: np.ndarray | None, config: TuneConfig,
-             log: Callable[[dict[str, Any]], None] | None = None, progress: bool = False
-             ) -> tuple[Any, CosineHead, list[dict[str, Any]]]:
+             log: Callable[[dict[str, Any]], None] | None = None, progress: bool = False,
+             checkpoint: str | Path | None = None) -> tuple[Any, CosineHead, list[dict[str, Any]]]:
     """Train the last blocks + a cosine classifier; early stopping on validation macro F1.
 
-    Returns (tuned encoder, head, per-epoch history). The best epoch's weights are kept."""
+    Returns (tuned encoder, head, per-epoch history). The best epoch's weights are kept. With
+    `checkpoint`, a rerun continues after the last finished epoch saved there."""
     import torch
     from torch import nn
 
@@ -104,9 +150,31 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.lr, cfg.lr * cfg.backbone_lr_mult],
                                                 total_steps=cfg.epochs * max(1, len(loader)), pct_start=0.15)
     amp = autocast_dtype(dev)
-    best, best_state, waited, history = -np.inf, None, 0, []
-    for epoch in range(1, cfg.epochs + 1):
+    best, best_state, waited, history, start = -np.inf, None, 0, [], 1
+    ckpt = _Checkpoint(checkpoint, {"config": asdict(cfg), "classes": [str(c) for c in classes],
+                                    "train": [str(i) for i in train.ids], "val": [str(i) for i in val.ids]})
+    saved = ckpt.load()
+    if saved is not None:  # continue after the last finished epoch
+        t = saved["tensors"]
+        tuned.load_trainable_state({k[2:]: v for k, v in t.items() if k.startswith("t.")})
+        with torch.no_grad():
+            weight.copy_(t["cls.weight"].to(dev))
+            bias.copy_(t["cls.bias"].to(dev))
+        opt.load_state_dict(saved["optim"]["opt"])
+        sched.load_state_dict(saved["optim"]["sched"])
+        best_state = ({k[7:]: v for k, v in t.items() if k.startswith("best.t.")},
+                      CosineHead(t["best.weight"].numpy(), t["best.bias"].numpy(), cfg.scale))
+        best, waited, history, start = saved["best"], saved["waited"], saved["history"], saved["epoch"] + 1
+        for row in history:  # the log file is rewritten from the start by the caller
+            if log is not None:
+                log(row)
+    for epoch in range(start, cfg.epochs + 1):
+        if waited >= cfg.patience:
+            break
         t0, total, seen = time.perf_counter(), 0.0, 0
+        # order and augmentation depend on (seed, epoch) alone: a resumed run repeats an uninterrupted one
+        loader.generator.manual_seed(cfg.seed + epoch)
+        torch.manual_seed(cfg.seed + epoch)
         tower.train()
         batches = track(loader, f"fine-tuning, epoch {epoch}/{cfg.epochs}") if progress else loader
         for x, y in batches:
@@ -140,8 +208,12 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
         history.append(row)
         if log is not None:
             log(row)
-        if waited >= cfg.patience:
-            break
+        tensors = {f"t.{k}": v for k, v in tuned.trainable_state().items()}
+        tensors |= {f"best.t.{k}": v for k, v in best_state[0].items()}
+        tensors |= {"cls.weight": weight, "cls.bias": bias, "best.weight": torch.from_numpy(best_state[1].weight_),
+                    "best.bias": torch.from_numpy(best_state[1].bias_)}
+        ckpt.save(epoch, tensors, {"opt": opt.state_dict(), "sched": sched.state_dict()},
+                  {"best": best, "waited": waited, "history": history})
     assert best_state is not None  # epoch 1 always improves on -inf
     tuned.load_trainable_state(best_state[0])
     tower.eval()  # stays on the device it trained on: predictions run there too
