@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--repeat", action="store_true", help="repeat 20 queries (query-cache hits)")
     ap.add_argument("--threads", type=int, default=1, help="passed to `fashionlens serve --threads`")
     ap.add_argument("--workers", type=int, nargs="+", default=[1], help="`fashionlens serve --workers`, one server per value")
+    ap.add_argument("--baseline", action="store_true", help="also run each server with --no-optimize (torch text tower)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
@@ -141,15 +142,17 @@ def main() -> None:
     names = pd.read_parquet(index / "catalog.parquet", columns=["text"])["text"].drop_duplicates()
     queries = names.sample(frac=1, random_state=0).tolist()[: 20 if args.repeat else None]
     for workers in args.workers:
-        serve_and_load(index, queries, args, workers)
+        for optimize in (True, False) if args.baseline else (True,):
+            serve_and_load(index, queries, args, workers, optimize)
 
 
-def serve_and_load(index: Path, queries: list[str], args: argparse.Namespace, workers: int) -> None:
+def serve_and_load(index: Path, queries: list[str], args: argparse.Namespace, workers: int, optimize: bool = True) -> None:
     """Start `fashionlens serve` with `workers` processes, wait for it, run every client level, stop it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli.main", "serve", str(index), "--port", str(port),
-                               "--threads", str(args.threads), "--workers", str(workers)],
+                               "--threads", str(args.threads), "--workers", str(workers),
+                               "--optimize" if optimize else "--no-optimize"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import httpx
@@ -168,7 +171,8 @@ def serve_and_load(index: Path, queries: list[str], args: argparse.Namespace, wo
             time.sleep(0.5)
         if workers > 1:  # /healthz answers once the first worker is up: wait until every one has answered
             time.sleep(5 * workers)
-        print(f"server ({workers} worker(s)) ready in {time.perf_counter() - t0:.1f} s; "
+        print(f"server ({workers} worker(s), {'optimized' if optimize else 'torch'} text tower) ready in "
+              f"{time.perf_counter() - t0:.1f} s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         offset = 0
         print("| clients | requests | errors | p50 ms | p95 ms | max ms | req/s | load avg |")

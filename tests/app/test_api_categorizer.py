@@ -60,8 +60,13 @@ def test_serve_command_binds_localhost_and_loads_once(monkeypatch, small_index_d
     assert os.environ["OMP_NUM_THREADS"] == "1"  # no spinning OpenMP pool beside the one model thread
     (dirs, cats), kw = calls["create"]
     assert list(map(str, dirs)) == [str(small_index_dir)] and cats == [] and kw["max_bytes"] == 3 * 1024 * 1024
+    assert kw["optimize"] is True
     assert calls["run"] == ("APP", {"host": "127.0.0.1", "port": 8123, "log_level": "warning"})
     assert calls["threads"] == 1
+
+    calls.clear()
+    assert CliRunner().invoke(cli, ["serve", str(small_index_dir), "--no-optimize"]).exit_code == 0
+    assert calls["create"][1]["optimize"] is False
 
     res = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "missing: no such directory" in res.output

@@ -42,7 +42,7 @@ class Served:
 
     def __init__(self, indexes: dict[str, Any], categorizers: dict[str, Any] | None = None,
                  captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-                 query_cache: int = 1024):
+                 query_cache: int = 1024, optimize: bool = True):
         if not indexes:
             raise ValueError("nothing to serve: give at least one index directory")
         self.indexes = indexes
@@ -56,7 +56,7 @@ class Served:
         self._query_cache = query_cache
         self.facets = {name: _facets(idx.catalog.df) for name, idx in indexes.items()}
         # request-time encoders: e.g. the text tower in ONNX Runtime (same vectors, less CPU per query)
-        self.encoders = {name: idx.encoder.for_serving() for name, idx in indexes.items()}
+        self.encoders = {name: idx.encoder.for_serving() if optimize else idx.encoder for name, idx in indexes.items()}
 
     # ---- look-ups ---------------------------------------------------------------------------
     def index(self, name: str | None) -> tuple[str, Any]:
@@ -211,11 +211,12 @@ def _unique(name: str, i: int, dirs: Sequence[Any]) -> str:
 def create_app(index_dirs: Sequence[str | Path] = (), categorizer_dirs: Sequence[str | Path] = (), *,
                indexes: dict[str, Any] | None = None, categorizers: dict[str, Any] | None = None,
                captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-               warm_up: bool = True) -> FastAPI:
+               warm_up: bool = True, optimize: bool = True) -> FastAPI:
     """The FastAPI app. Directories are loaded here, once, and every model is run once (`warm_up`)
     so no request pays for loading. Ready objects may be injected as well: `indexes={"name":
     SearchIndex}`, `categorizers={"name": obj with predict_top(images, k)}`, `captioner` = anything
-    with `caption(images) -> list[str]`, or a captioner's registry name / local folder."""
+    with `caption(images) -> list[str]`, or a captioner's registry name / local folder. `optimize`:
+    encode requests with each encoder's `for_serving()` version (e.g. ONNX Runtime text towers)."""
     from fashionlens.app import api, web
 
     loaded_idx, loaded_cats = load_dirs(index_dirs, categorizer_dirs)
@@ -224,7 +225,7 @@ def create_app(index_dirs: Sequence[str | Path] = (), categorizer_dirs: Sequence
 
         captioner = build_captioner(captioner)
     served = Served(loaded_idx | (indexes or {}), loaded_cats | (categorizers or {}), captioner,
-                    max_bytes=max_bytes, max_pixels=max_pixels)
+                    max_bytes=max_bytes, max_pixels=max_pixels, optimize=optimize)
     if warm_up:
         served.warm_up()
 
@@ -252,7 +253,7 @@ def app_from_env() -> FastAPI:
     cfg = json.loads(os.environ[SERVE_ENV])
     set_threads(int(cfg.get("threads", 1)))
     return create_app(cfg["index"], cfg.get("categorizer", []), captioner=cfg.get("captioner"),
-                      max_bytes=int(cfg.get("max_bytes", MAX_BYTES)))
+                      max_bytes=int(cfg.get("max_bytes", MAX_BYTES)), optimize=bool(cfg.get("optimize", True)))
 
 
 def set_threads(n: int) -> None:
