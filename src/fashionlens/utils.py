@@ -39,6 +39,14 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     return path
 
 
+def require_file(folder: str | Path, name: str, what: str, hint: str = "") -> Path:
+    """`folder/name`, or a FileNotFoundError saying the folder is not `what` (plus how to make one)."""
+    path = Path(folder) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not {what}: {name} is missing{hint}")
+    return path
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=str))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionlens.encoders.base import Encoder, ModelCard
+from fashionlens.utils import require_file
 
 ENTRY_POINT_GROUP = "fashionlens.encoders"
 # Family modules register their names on import; they import torch & co. only inside factories.
@@ -125,9 +126,7 @@ def load_run_encoder(path: str | Path) -> Encoder:
     """Load an encoder saved by fashionlens training (its directory holds encoder.json)."""
     _load_families()
     root = Path(path)
-    cfg_path = root / "encoder.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{root} is not a fashionlens run: {cfg_path.name} is missing")
+    cfg_path = require_file(root, "encoder.json", "a fashionlens run")
     kind = json.loads(cfg_path.read_text())["kind"]
     if kind not in _RUN_LOADERS:
         importlib.import_module(f"fashionlens.encoders.{kind}")

@@ -41,7 +41,7 @@ from fashionlens.tasks.categorize_heads import (
     ZeroShotHead,
     build_captioner,
 )
-from fashionlens.utils import atomic_write, read_json, write_json
+from fashionlens.utils import atomic_write, read_json, require_file, write_json
 
 METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
@@ -339,10 +339,7 @@ class Categorizer:
     @staticmethod
     def check(path: str | Path) -> Path:
         """The folder's categorizer.json, or a FileNotFoundError naming what is missing (nothing loaded)."""
-        meta_path = Path(path) / "categorizer.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{path} is not a saved categorizer: {meta_path.name} is missing")
-        return meta_path
+        return require_file(path, "categorizer.json", "a saved categorizer", "; train one with `fashionlens categorize train`")
 
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None, captioner: Captioner | None = None,

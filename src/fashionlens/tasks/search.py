@@ -14,7 +14,7 @@ from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.index.base import make_index, open_index
 from fashionlens.train.align import AlignConfig
-from fashionlens.utils import read_json, write_json
+from fashionlens.utils import read_json, require_file, write_json
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 DEFAULT_TEXT_ENCODER = "minilm-l6"
@@ -91,10 +91,7 @@ class SearchIndex:
     @staticmethod
     def check(folder: str | Path) -> Path:
         """The folder's index.json, or a FileNotFoundError saying how to make one (nothing loaded)."""
-        meta = Path(folder) / "index.json"
-        if not meta.is_file():
-            raise FileNotFoundError(f"{folder} is not a fashionlens index (no index.json); build one with `fashionlens index`")
-        return meta
+        return require_file(folder, "index.json", "a fashionlens index", "; build one with `fashionlens index`")
 
     def __init__(self, folder: str | Path, encoder: Encoder | None = None):
         self.folder = Path(folder)
