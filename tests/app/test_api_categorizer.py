@@ -135,3 +135,46 @@ def test_worker_socket_gets_tcp_nodelay_connections():
 
     asyncio.run(main())
     assert seen["nodelay"] != 0
+
+
+def test_two_real_worker_processes_answer_searches(small_index_dir):
+    """`fashionlens serve --workers 2` end to end: separate processes, one port, searches answered."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FASHIONLENS_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "fashionlens.cli.main", "serve", str(small_index_dir),
+                             "--port", str(port), "--workers", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.time() < deadline, "server did not come up"
+            time.sleep(0.5)
+
+        def search(q):
+            return httpx.get(f"{base}/api/search", params={"q": q, "k": 3}, timeout=60).json()
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(search, [f"blue shirt {i}" for i in range(16)]))
+        assert all(len(a["results"]) == 3 for a in answers)
+        assert answers[0]["results"] == search("blue shirt 0")["results"]  # same answer from any worker
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl+C: the supervisor stops its workers
+        assert proc.wait(60) is not None
