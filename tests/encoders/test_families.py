@@ -14,7 +14,7 @@ from PIL import Image
 from fashionlens.encoders import create
 from fashionlens.encoders.tiny import BUILDERS, build_tiny
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
 TEXTS = ["red cotton shirt", "blue jeans for men", "black formal shoes", "white dress with a bag",
          "green kurta"]
@@ -31,13 +31,8 @@ def _images() -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)) for _ in range(5)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core box: a second intra-op thread only waits (80x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny models on a shared 2-core box: a second intra-op thread only waits (80x slower here)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
