@@ -26,6 +26,10 @@ RUNS = {  # name -> CategorizeConfig overrides
     # the same with fully balanced class weights (macro F1 weighs every class equally)
     "finetune-balanced": {"method": "finetune", "tta": True, "class_weight_power": 1.0,
                           "tune": {"epochs": 12, "unfreeze_blocks": 3}},
+    # another encoder: the search index's aligned default (image + text towers in one 256-d space),
+    # trained on the fit split only (product names, SupCon on articleType), then used zero-shot or probed
+    "aligned-zeroshot": {"method": "zeroshot", "tta": False, "aligned": True},
+    "aligned-probe": {"method": "probe", "tta": False, "balance": "none", "aligned": True},
 }
 
 
@@ -52,6 +56,7 @@ def main() -> None:
     from fashionlens.encoders import create
     from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
     from fashionlens.tasks.categorize_data import clean_labels, stratified_split
+    from fashionlens.tasks.search import BuildConfig, SearchIndex, build_index
 
     cat = load_catalog(args.data, check_images=False)
     if args.rows:
@@ -69,19 +74,35 @@ def main() -> None:
         lab = cat.subset(clean_labels(cat.column(label)) != "")
         fit_pos, test_pos = stratified_split(clean_labels(lab.column(label)), 0.2, 0)
         fit, test = lab.subset(fit_pos), lab.subset(test_pos)
+        aligned, align_s = None, None
         for run in args.runs.split(","):
             over = RUNS[run] | ({"tune": {**RUNS[run]["tune"], "epochs": args.tune_epochs}}
                                 if args.tune_epochs and "tune" in RUNS[run] else {})
-            cfg = CategorizeConfig(label=label, encoder=args.encoder, min_class_size=args.min_class_size, **over)
+            run_enc = enc
+            if over.pop("aligned", False):
+                idx_dir = out / f"{label}-aligned-index"  # one per label split, trained on its fit items only
+                if aligned is None and (idx_dir / "index.json").is_file():  # a rerun reuses it
+                    aligned = SearchIndex(idx_dir).encoder
+                elif aligned is None:
+                    t0 = time.perf_counter()
+                    aligned = build_index(fit, idx_dir, BuildConfig(encoder=args.encoder, cache_dir=args.cache),
+                                          progress=False).encoder
+                    align_s = round(time.perf_counter() - t0, 1)
+                run_enc = aligned
+            cfg = CategorizeConfig(label=label, encoder=run_enc.name, min_class_size=args.min_class_size, **over)
             t0 = time.perf_counter()
-            clf = Categorizer(cfg, encoder=enc, cache_dir=args.cache).fit(fit, log_path=out / f"{label}-{run}" / "train_log.jsonl")
+            run_dir = out / f"{label}-{run}"  # fine-tuning saves each epoch there: a rerun resumes
+            clf = Categorizer(cfg, encoder=run_enc, cache_dir=args.cache).fit(
+                fit, log_path=run_dir / "train_log.jsonl",
+                checkpoint=run_dir / "checkpoint" if cfg.method == "finetune" else None)
             fit_s = time.perf_counter() - t0
-            res = clf.evaluate(test, report_dir=out / f"{label}-{run}")
-            row = {"label": label, "run": run, "encoder": enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
+            res = clf.evaluate(test, report_dir=run_dir)
+            row = {"label": label, "run": run, "encoder": run_enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
                    "classes": len(clf.classes_), "merged": len(clf.merged_), "accuracy": res["accuracy"],
                    "top5_accuracy": res["top5_accuracy"], "macro_f1": res["macro_f1"],
                    "weighted_f1": res["weighted_f1"], "fit_seconds": round(fit_s, 1),
                    "levels": {k: v["accuracy"] for k, v in res["levels"].items()},
+                   "align_seconds": align_s if run_enc is aligned else None,
                    "best_epoch": max((r["epoch"] for r in clf.history_ if r.get("best")), default=None),
                    "per_class": res["per_class"]}  # kept in results.json: macro F1 hinges on the rare classes
             results.append(row)

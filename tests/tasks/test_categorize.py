@@ -130,6 +130,52 @@ def test_zero_shot_prompt_ensemble_on_colours(toy):
     assert clf.evaluate(toy)["accuracy"] > 0.9
 
 
+class ArticleWordEncoder(ColourEncoder):
+    """Its text tower knows article types (by their colour in the toy catalog), not category names."""
+
+    def _encode_texts(self, texts):
+        words = {"tshirts": "red", "jeans": "blue", "sneakers": "green"}
+        colours = [" ".join(c for w, c in words.items() if w in t.lower()) for t in texts]
+        out = super()._encode_texts(colours)
+        out[[not c for c in colours]] = np.r_[np.zeros(3), -np.ones(3), np.zeros(self.dim - 6)]  # unlike any photo
+        return out
+
+
+def test_zero_shot_prompts_a_parent_class_by_its_children(toy, tmp_path):
+    """'Apparel' means nothing to this text tower; its article types do (max over a class's names)."""
+    cfg = CategorizeConfig(label="masterCategory", method="zeroshot", tta=False)
+    bare = Categorizer(CategorizeConfig(**{**cfg.__dict__, "prompt_children": False}),
+                       encoder=ArticleWordEncoder()).fit(toy)
+    clf = Categorizer(cfg, encoder=ArticleWordEncoder()).fit(toy)
+    assert bare.evaluate(toy)["accuracy"] < 0.7  # every class text alike: one class for all
+    assert clf.evaluate(toy)["accuracy"] > 0.95
+    assert {"tshirts", "jeans", "topwear"} <= set(clf.head_.names_)  # the texts prompted
+    clf.save(tmp_path)
+    again = Categorizer.load(tmp_path, encoder=ArticleWordEncoder())
+    assert again.head_.names_ == clf.head_.names_
+    np.testing.assert_allclose(again.predict_proba(toy), clf.predict_proba(toy), atol=1e-6)
+
+
+def test_zero_shot_takes_the_best_name_of_a_class_not_the_mean():
+    from fashionlens.tasks.categorize_heads import ZeroShotHead
+
+    e = np.eye(3, dtype=np.float32)
+    # class 0: two looks (e0, e1); class 1: one look close to e1
+    head = ZeroShotHead(np.stack([e[0], e[1], 0.8 * e[1] + 0.6 * e[2]]), owner=np.array([0, 0, 1]))
+    assert head.predict_proba(e[1:2]).argmax() == 0  # the mean of class 0's looks would lose to class 1
+
+
+def test_zero_shot_user_prompts_replace_names_and_are_checked(toy):
+    cfg = CategorizeConfig(label="masterCategory", method="zeroshot", tta=False, prompt_children=False,
+                           class_prompts={"Apparel": ["tshirts", "jeans"], "Footwear": ["sneakers"]})
+    clf = Categorizer(cfg, encoder=ArticleWordEncoder()).fit(toy)
+    assert clf.head_.names_ == ["tshirts", "jeans", "sneakers"]
+    assert clf.evaluate(toy)["accuracy"] > 0.95
+    with pytest.raises(ValueError, match="not classes of 'masterCategory'"):
+        Categorizer(CategorizeConfig(**{**cfg.__dict__, "class_prompts": {"Shoes": ["x"]}}),
+                    encoder=ArticleWordEncoder()).fit(toy)
+
+
 def test_zero_shot_needs_a_text_tower(toy):
     class ImageOnly(ColourEncoder):
         modalities = ("image",)

@@ -59,3 +59,14 @@ def test_finetune_method_from_the_command_line(myntra_dir, tmp_path, one_torch_t
     assert r.exit_code == 0, r.output
     top = json.loads(r.output)[0]["masterCategory"]
     assert len(top) == min(5, len(meta["classes"])) and top[0]["prob"] >= top[-1]["prob"]
+
+
+def test_a_bad_class_prompts_file_fails_before_any_work(myntra_dir, tmp_path):
+    prompts = tmp_path / "prompts.json"
+    for text in ['{"Footwear": "sandals"}', "{not json"]:
+        prompts.write_text(text)
+        r = runner.invoke(app, ["train", str(myntra_dir), "--label", "masterCategory", "--method", "zeroshot",
+                                "--class-prompts", str(prompts), "--out", str(tmp_path / "m")])
+        assert r.exit_code == 2, r.output
+        assert "prompts.json" in r.output and "--class-prompts" in r.output
+        assert not (tmp_path / "m").exists()

@@ -126,3 +126,28 @@ def test_a_crashed_finetune_resumes_after_its_last_epoch(toy, tmp_path, one_torc
     other = CategorizeConfig(**{**cfg.__dict__, "tune": {**cfg.tune, "lr": 1e-3}})
     with pytest.raises(ValueError, match="different fine-tuning run"):
         Categorizer(other, encoder=create("efficientnet-lite0", size=64)).fit(train, checkpoint=ckpt)
+
+
+def test_oversampling_reaches_the_finetuning_loop(toy, monkeypatch, one_torch_thread):
+    """balance="oversample" must resample the photos the blocks train on, not only the frozen heads'."""
+    import fashionlens.tasks.categorize_tune as tune
+
+    y = toy.column("articleType").astype(str)
+    rare = sorted(set(y))[0]
+    keep = np.concatenate([np.flatnonzero(y != rare), np.flatnonzero(y == rare)[:4]])
+    imbalanced = toy.subset(np.sort(keep))
+    seen = {}
+    real = tune.finetune
+
+    def spy(encoder, train, y_train, *args, **kw):
+        seen["counts"] = np.bincount(y_train)
+        seen["photos"] = len(train)
+        return real(encoder, train, y_train, *args, **kw)
+
+    monkeypatch.setattr(tune, "finetune", spy)
+    cfg = CategorizeConfig(label="articleType", method="finetune", val_size=0, tta=False, balance="oversample",
+                           oversample_to=12, tune={"epochs": 1, "batch_size": 16, "unfreeze_blocks": 1})
+    clf = Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(imbalanced)
+    rare_idx = list(clf.classes_).index(rare)
+    assert seen["counts"][rare_idx] == 12  # 4 photos drawn up to the asked 12
+    assert seen["photos"] == seen["counts"].sum() == len(imbalanced) + 8

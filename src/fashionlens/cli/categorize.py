@@ -20,6 +20,20 @@ def _load(catalog: Path, limit: int | None, seed: int, check_images: bool):
     return cat.sample(limit, seed=seed) if limit else cat
 
 
+def _read_prompts(path: Path) -> dict[str, list[str]]:
+    """{"class": ["text", ...]} from a JSON file, or a ValueError naming the file and the problem."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--class-prompts {path}: cannot read it as JSON ({e})") from e
+    if not isinstance(data, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(t, str) and t.strip() for t in v) for v in data.values()):
+        raise ValueError(f'--class-prompts {path}: expected {{"class": ["text", ...]}} with non-empty lists of texts')
+    return {str(k): v for k, v in data.items()}
+
+
 @app.command()
 @friendly_errors
 def train(
@@ -38,6 +52,10 @@ def train(
     epochs: int | None = typer.Option(None, help="head / finetune: maximum epochs (early stopping on val macro "
                                       "F1; default 40 / 12)"),
     unfreeze_blocks: int = typer.Option(2, help="finetune: backbone blocks retrained, counted from the end"),
+    prompt_children: bool = typer.Option(True, help="zeroshot: also prompt a class by its finer labels "
+                                         "(masterCategory Footwear by its article types)"),
+    class_prompts: Path | None = typer.Option(None, help='zeroshot: JSON file {"class": ["text", ...]} '
+                                              "replacing a class's prompt names"),
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
@@ -47,9 +65,11 @@ def train(
     from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
     from fashionlens.tasks.categorize_data import clean_labels, stratified_split
 
+    prompts = _read_prompts(class_prompts) if class_prompts else {}
     cat = _load(catalog, limit, seed, check_images)
     cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
+                           prompt_children=prompt_children, class_prompts=prompts,
                            head={"epochs": epochs} if epochs else {},
                            tune={"unfreeze_blocks": unfreeze_blocks, **({"epochs": epochs} if epochs else {})}
                            if method == "finetune" else {})

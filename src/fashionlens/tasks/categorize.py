@@ -67,6 +67,10 @@ class CategorizeConfig:
     augment_copies: int = 1  # random augmentation: copies of the training set
     tta: bool = True  # average predictions over the photo and its mirror image
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    # zero-shot: also prompt each class by its finer labels in the catalog's hierarchy (masterCategory
+    # "Footwear" by "sandals", "casual shoes", ...): abstract names alone match photos poorly
+    prompt_children: bool = True
+    class_prompts: dict[str, list[str]] = field(default_factory=dict)  # zero-shot: class -> its own texts
     probe_C: float = 0.5
     head: dict[str, Any] = field(default_factory=dict)  # MLPHead keyword arguments
     tune: dict[str, Any] = field(default_factory=dict)  # method=finetune: TuneConfig fields
@@ -193,12 +197,13 @@ class Categorizer:
         log = _JsonLines(log_path)
         va_views: list[np.ndarray] = []
         if cfg.method == "zeroshot":
-            self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates)
+            self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates, names=self._prompt_names())
         elif cfg.method == "finetune":
             from fashionlens.tasks.categorize_tune import TuneConfig, finetune
 
+            pos = oversample(yi_tr, cfg.oversample_to, cfg.seed) if cfg.balance == "oversample" else np.arange(len(tr))
             self._encoder, self.head_, self.history_ = finetune(
-                self.encoder, catalog.subset(tr), yi_tr, catalog.subset(va), yi_va, list(self.classes_), weights,
+                self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_), weights,
                 TuneConfig.from_dict(cfg.tune), log, self.progress, checkpoint)
         else:
             tr_views = self._views(catalog.subset(tr), train=True)
@@ -228,6 +233,24 @@ class Categorizer:
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_train_, self.n_val_ = len(tr), len(va)
         return self
+
+    def _prompt_names(self) -> dict[str, list[str]]:
+        """Texts per class for zero-shot: the name, its finer labels (`prompt_children`), the user's own."""
+        cfg, h = self.config, self.hierarchy_
+        names = {str(c): [str(c)] for c in self.classes_}
+        if OTHER in names and self.merged_:
+            names[OTHER] = list(self.merged_)  # "other" means nothing to a text tower; what it holds does
+        if cfg.prompt_children and cfg.label in h.levels:
+            for level in h.levels[h.levels.index(cfg.label) + 1:]:
+                for child in h.parents.get(level, {}):
+                    owner = h.ancestor(child, level, cfg.label)
+                    owner = OTHER if owner in self.merged_ else owner
+                    if owner in names and child not in names[owner]:
+                        names[owner].append(child)
+        unknown = sorted(set(cfg.class_prompts) - set(names))
+        if unknown:
+            raise ValueError(f"class_prompts names {unknown}, not classes of '{cfg.label}': {sorted(names)}")
+        return names | {c: list(t) for c, t in cfg.class_prompts.items()}
 
     # ---- predict ------------------------------------------------------------------------------
     def _combine(self, views: list[np.ndarray]) -> np.ndarray:
@@ -322,7 +345,8 @@ class Categorizer:
         with atomic_write(root / "train_log.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history_))
         params = self.head_.params() if isinstance(self.head_, MLPHead) else (
-            {"C": self.head_.C, "max_iter": self.head_.max_iter} if isinstance(self.head_, ProbeHead) else {})
+            {"C": self.head_.C, "max_iter": self.head_.max_iter} if isinstance(self.head_, ProbeHead) else
+            {"names": self.head_.names_} if isinstance(self.head_, ZeroShotHead) else {})
         write_json(root / "categorizer.json", {
             "format": FORMAT,
             "config": asdict(self.config),

@@ -41,36 +41,54 @@ def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ZeroShotHead:
-    """Cosine similarity to prompt-ensembled class texts (mean of unit text vectors per class)."""
+    """Cosine similarity to prompt-ensembled class texts (mean of unit text vectors per name).
+
+    A class may be described by several names (e.g. "Footwear": its article types); its score is the
+    best-matching name's, because a parent class is a union of looks, not their average."""
 
     kind = "zeroshot"
 
-    def __init__(self, class_embeddings: np.ndarray, scale: float = 100.0):
-        self.class_embeddings_ = l2_normalize(class_embeddings)
+    def __init__(self, class_embeddings: np.ndarray, scale: float = 100.0, owner: np.ndarray | None = None,
+                 names: Sequence[str] | None = None):
+        self.class_embeddings_ = l2_normalize(class_embeddings)  # one row per name
+        self.owner_ = np.arange(len(class_embeddings)) if owner is None else np.asarray(owner, np.int64)
+        self.names_ = list(names or [])  # the texts behind the rows, for people reading the saved model
         self.scale = scale
 
     @classmethod
     def build(cls, encoder: Encoder, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES,
-              scale: float = 100.0) -> ZeroShotHead:
+              scale: float = 100.0, names: dict[str, Sequence[str]] | None = None) -> ZeroShotHead:
+        """`names`: label -> the texts that describe it (default: the label itself)."""
         if not {"image", "text"} <= set(encoder.modalities):
             raise ValueError(
                 f"zero-shot needs an encoder with image and text towers in one space; "
                 f"'{encoder.name}' encodes only: {', '.join(encoder.modalities)}"
             )
-        names = [str(lb).replace("_", " ").lower() for lb in labels]
-        prompts = [t.format(n) for n in names for t in templates]
-        T = encoder.encode_texts(prompts).reshape(len(names), len(templates), -1)
-        return cls(T.mean(axis=1), scale)
+        texts, owner = [], []
+        for i, lb in enumerate(labels):
+            for n in (names or {}).get(str(lb)) or [str(lb)]:
+                texts.append(str(n).replace("_", " ").lower())
+                owner.append(i)
+        prompts = [t.format(n) for n in texts for t in templates]
+        T = encoder.encode_texts(prompts).reshape(len(texts), len(templates), -1)
+        return cls(T.mean(axis=1), scale, np.asarray(owner), texts)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self.scale * l2_normalize(X) @ self.class_embeddings_.T)
+        sims = l2_normalize(X) @ self.class_embeddings_.T
+        k = int(self.owner_.max()) + 1
+        best = np.full((len(sims), k), -np.inf, np.float32)
+        for j in range(k):  # k is small; the max over each class's names
+            best[:, j] = sims[:, self.owner_ == j].max(axis=1)
+        return softmax(self.scale * best)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"class_embeddings": self.class_embeddings_, "scale": np.asarray([self.scale], np.float32)}
+        return {"class_embeddings": self.class_embeddings_, "owner": self.owner_,
+                "scale": np.asarray([self.scale], np.float32)}
 
     @classmethod
     def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> ZeroShotHead:
-        return cls(s["class_embeddings"], float(s["scale"][0]))
+        # older saves: one name per class, no owner
+        return cls(s["class_embeddings"], float(s["scale"][0]), s.get("owner"), params.get("names"))
 
 
 class ProbeHead:
