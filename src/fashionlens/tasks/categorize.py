@@ -344,9 +344,6 @@ class Categorizer:
         write_json(root / "fit_ids.json", self.fit_ids_)
         with atomic_write(root / "train_log.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history_))
-        params = self.head_.params() if isinstance(self.head_, MLPHead) else (
-            {"C": self.head_.C, "max_iter": self.head_.max_iter} if isinstance(self.head_, ProbeHead) else
-            {"names": self.head_.names_} if isinstance(self.head_, ZeroShotHead) else {})
         write_json(root / "categorizer.json", {
             "format": FORMAT,
             "config": asdict(self.config),
@@ -355,7 +352,7 @@ class Categorizer:
             "classes": [str(c) for c in self.classes_],
             "merged_into_other": self.merged_,
             "hierarchy": self.hierarchy_.to_dict(),
-            "head": {"kind": self.head_.kind, "params": params},
+            "head": {"kind": self.head_.kind, "params": self.head_.params()},
             "n_train": self.n_train_, "n_val": self.n_val_, "fit_seconds": round(self.fit_seconds_, 2),
         })
         return root

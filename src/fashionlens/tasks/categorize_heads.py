@@ -1,7 +1,8 @@
 """Classifier heads on embeddings (zero-shot prompts, logistic probe, MLP) and captioners.
 
 Every head maps (n, d) float32 features to (n, k) probabilities and round-trips through a dict of
-numpy arrays (`state()` / `from_state`) that is saved as safetensors — no pickle anywhere.
+numpy arrays (`state()`, saved as safetensors — no pickle anywhere) plus JSON `params()`, read back by
+`from_state`.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class ZeroShotHead:
             best[:, j] = sims[:, self.owner_ == j].max(axis=1)
         return softmax(self.scale * best)
 
+    def params(self) -> dict[str, Any]:
+        return {"names": self.names_}
+
     def state(self) -> dict[str, np.ndarray]:
         return {"class_embeddings": self.class_embeddings_, "owner": self.owner_,
                 "scale": np.asarray([self.scale], np.float32)}
@@ -134,6 +138,9 @@ class ProbeHead:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return softmax(((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_)
+
+    def params(self) -> dict[str, Any]:
+        return {"C": self.C, "max_iter": self.max_iter}
 
     def state(self) -> dict[str, np.ndarray]:
         return {"coef": self.coef_, "intercept": self.intercept_, "mean": self.mean_, "scale": self.scale_}
@@ -267,6 +274,9 @@ class CosineHead:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return softmax(self.scale * l2_normalize(X) @ self.weight_.T + self.bias_)
+
+    def params(self) -> dict[str, Any]:
+        return {}  # everything is in the state
 
     def state(self) -> dict[str, np.ndarray]:
         return {"weight": self.weight_, "bias": self.bias_, "scale": np.asarray([self.scale], np.float32)}
