@@ -29,6 +29,7 @@ RUNS = {  # name -> CategorizeConfig overrides
     # another encoder: the search index's aligned default (image + text towers in one 256-d space),
     # trained on the fit split only (product names, SupCon on articleType), then used zero-shot or probed
     "aligned-zeroshot": {"method": "zeroshot", "tta": False, "aligned": True},
+    "aligned-zeroshot-names": {"method": "zeroshot", "tta": False, "aligned": True, "prompt_children": False},
     "aligned-probe": {"method": "probe", "tta": False, "balance": "none", "aligned": True},
 }
 
