@@ -29,7 +29,6 @@ class SentenceTransformerEncoder(Encoder):
         return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=False)
 
-
     def for_serving(self) -> Encoder:
         """The model in ONNX Runtime when `onnxruntime` is installed and the model is a plain
         transformer + mean pooling (MiniLM, MPNet, ...): 3x less CPU for one short query, and no GIL
