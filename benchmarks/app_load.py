@@ -32,8 +32,8 @@ def make_index(work: Path, n_encoder_items: int = 300) -> Path:
     """A real small aligned index (for its encoder), then a 40k index with synthetic vectors beside it."""
     from fashionlens.catalog import load_catalog
     from fashionlens.index.exact import ExactIndex
-    from fashionlens.tasks.search import BuildConfig, SearchIndex, build_index
-    from fashionlens.train.align import AlignConfig
+    from fashionlens.search.index import BuildConfig, SearchIndex, build_index
+    from fashionlens.train.config import AlignConfig
     from fashionlens.utils import write_json
 
     full = load_catalog(MYNTRA, check_images=False)
@@ -60,7 +60,7 @@ def cpu_breakdown(index: Path, n: int = 30) -> None:
     import faiss
     import torch
 
-    from fashionlens.tasks.search import SearchIndex
+    from fashionlens.search.index import SearchIndex
 
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)

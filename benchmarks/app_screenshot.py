@@ -34,9 +34,9 @@ def main() -> None:
 
     from fashionlens.app.server import create_app
     from fashionlens.catalog import load_catalog
+    from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
     from fashionlens.embed import DEFAULT_CACHE
-    from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
-    from fashionlens.tasks.search import SearchIndex
+    from fashionlens.search.index import SearchIndex
 
     work = Path(tempfile.mkdtemp(prefix="fashionlens_shot_"))
     full = load_catalog(MYNTRA, check_images=False)

@@ -54,10 +54,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from fashionlens.catalog import load_catalog
+    from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+    from fashionlens.categorize.data import clean_labels, stratified_split
     from fashionlens.encoders import create
-    from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
-    from fashionlens.tasks.categorize_data import clean_labels, stratified_split
-    from fashionlens.tasks.search import BuildConfig, SearchIndex, build_index
+    from fashionlens.search.index import BuildConfig, SearchIndex, build_index
 
     cat = load_catalog(args.data, check_images=False)
     if args.rows:

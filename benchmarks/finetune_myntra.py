@@ -18,7 +18,7 @@ import torch
 from fashionlens.catalog import load_catalog
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.registry import create
-from fashionlens.evaluation.compare import (
+from fashionlens.search.compare import (
     RetrievalReport,
     evaluate_embeddings,
     markdown_table,
@@ -106,7 +106,8 @@ def main() -> None:
     name = "frozen heads (align.py default)"
     if not done(name):
         from fashionlens.encoders.aligned import AlignedEncoder
-        from fashionlens.train.align import AlignConfig, train_alignment
+        from fashionlens.train.align import train_alignment
+        from fashionlens.train.config import AlignConfig
 
         t = time.time()
         cfg = AlignConfig()

@@ -19,8 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from fashionlens.tasks.perceptual_run import train_perceptual  # noqa: E402
-from fashionlens.train.perceptual import PerceptualConfig  # noqa: E402
+from fashionlens.perceptual.run import train_perceptual  # noqa: E402
+from fashionlens.perceptual.train import PerceptualConfig  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "material-triplets" / "triplets.csv"
 CONFIGS = {

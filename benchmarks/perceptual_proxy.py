@@ -26,20 +26,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fashionlens.catalog import load_catalog  # noqa: E402
+from fashionlens.categorize.heads import ProbeHead  # noqa: E402
 from fashionlens.embed import embed_images  # noqa: E402
 from fashionlens.encoders.base import l2_normalize  # noqa: E402
 from fashionlens.encoders.registry import create  # noqa: E402
 from fashionlens.evaluation.classification import classification_metrics  # noqa: E402
 from fashionlens.evaluation.metrics import topk  # noqa: E402
 from fashionlens.evaluation.statistics import paired_bootstrap  # noqa: E402
-from fashionlens.tasks.categorize_heads import ProbeHead  # noqa: E402
-from fashionlens.tasks.perceptual import (  # noqa: E402
+from fashionlens.perceptual.evaluate import (  # noqa: E402
     cosine_distances,
     human_ceiling,
     mine_proxy_triplets,
     two_afc,
 )
-from fashionlens.train.perceptual import PerceptualConfig, fit_head  # noqa: E402
+from fashionlens.perceptual.train import PerceptualConfig, fit_head  # noqa: E402
 
 MYNTRA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "myntra"
 

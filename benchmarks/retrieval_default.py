@@ -27,9 +27,9 @@ def main() -> None:
     from fashionlens.embed import embed_images
     from fashionlens.encoders import create
     from fashionlens.evaluation.metrics import label_precision_at_k, topk
-    from fashionlens.evaluation.retrieval import evaluate_retrieval
-    from fashionlens.tasks.search import BuildConfig, build_index
-    from fashionlens.train.align import AlignConfig
+    from fashionlens.search.evaluate import evaluate_retrieval
+    from fashionlens.search.index import BuildConfig, build_index
+    from fashionlens.train.config import AlignConfig
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--myntra", default="../shared/data/myntra")

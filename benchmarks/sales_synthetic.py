@@ -38,7 +38,7 @@ def main() -> None:
     from fashionlens.embed import DEFAULT_CACHE, embed_images
     from fashionlens.encoders.registry import create
     from fashionlens.evaluation.statistics import paired_bootstrap
-    from fashionlens.tasks.sales import (
+    from fashionlens.sales.forecast import (
         FeatureSpec,
         SalesRegressor,
         build_features,

@@ -37,7 +37,8 @@ def main() -> None:
     from fashionlens.encoders.registry import create
     from fashionlens.evaluation.regression import mae, wape
     from fashionlens.evaluation.statistics import holm, paired_bootstrap
-    from fashionlens.tasks.sales import (
+    from fashionlens.sales.data import load_visuelle
+    from fashionlens.sales.forecast import (
         FeatureSpec,
         baselines,
         build_features,
@@ -47,7 +48,6 @@ def main() -> None:
         split_catalog,
         tune,
     )
-    from fashionlens.tasks.sales_data import load_visuelle
 
     t0 = time.time()
     cat = load_visuelle(args.data)

@@ -19,15 +19,21 @@ _EXPORTS = {
     "register": "fashionlens.encoders",
     "embed_images": "fashionlens.embed",
     "embed_texts": "fashionlens.embed",
-    "build_index": "fashionlens.tasks.search",
-    "SearchIndex": "fashionlens.tasks.search",
-    "evaluate_retrieval": "fashionlens.evaluation.retrieval",
+    "build_index": "fashionlens.search.index",
+    "SearchIndex": "fashionlens.search.index",
+    "evaluate_retrieval": "fashionlens.search.evaluate",
+    "Categorizer": "fashionlens.categorize.categorizer",
+    "CategorizeConfig": "fashionlens.categorize.categorizer",
+    "train_perceptual": "fashionlens.perceptual.run",
+    "load_triplets": "fashionlens.perceptual.data",
+    "compare_sales": "fashionlens.sales.forecast",
 }
+_ALIASES = {"compare_sales": "compare"}
 
 __all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), _ALIASES.get(name, name))
     raise AttributeError(f"module 'fashionlens' has no attribute {name!r}")

@@ -65,8 +65,8 @@ def app_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_index_dir(app_catalog, app_cache, tmp_path_factory) -> Path:
-    from fashionlens.tasks.search import BuildConfig, build_index
-    from fashionlens.train.align import AlignConfig
+    from fashionlens.search.index import BuildConfig, build_index
+    from fashionlens.train.config import AlignConfig
 
     out = tmp_path_factory.mktemp("app_index") / "myntra200"
     build_index(app_catalog, out, BuildConfig(cache_dir=str(app_cache), align=AlignConfig(epochs=4)), progress=False)

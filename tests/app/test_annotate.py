@@ -32,7 +32,7 @@ def test_plan_is_seeded_and_candidates_share_the_article_type(catalog):
 def test_api_writes_answers_and_resumes(catalog, tmp_path):
     from fastapi.testclient import TestClient
 
-    from fashionlens.tasks.perceptual import load_triplets
+    from fashionlens.perceptual.evaluate import load_triplets
 
     out = tmp_path / "answers.csv"
     client = TestClient(create_app(catalog, out, n=4))

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 @pytest.fixture(scope="module")
 def saved_categorizer(app_catalog, app_cache, tmp_path_factory):
     try:
-        from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
+        from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
     except ImportError as e:  # written in parallel by another engineer
-        pytest.skip(f"fashionlens.tasks.categorize.Categorizer is not importable yet: {e}")
+        pytest.skip(f"fashionlens.categorize.categorizer.Categorizer is not importable yet: {e}")
     cfg = CategorizeConfig(label="articleType", method="probe", augment="none", tta=False, val_size=0)
     out = tmp_path_factory.mktemp("cat") / "articletype"
     Categorizer(cfg, cache_dir=app_cache).fit(app_catalog).save(out)

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fashionlens.cli.main import app
-from fashionlens.tasks.search import BuildConfig, build_index
-from fashionlens.train.align import AlignConfig
+from fashionlens.search.index import BuildConfig, build_index
+from fashionlens.train.config import AlignConfig
 
 runner = CliRunner()
 

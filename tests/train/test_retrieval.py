@@ -158,7 +158,7 @@ def test_cli_trains_from_yaml_and_result_indexes(tmp_path):
     r = CliRunner().invoke(app, ["train", "retrieval", str(p), "--out", str(out)])
     assert r.exit_code == 2 and "already holds a run" in r.output
     from fashionlens.catalog import load_catalog
-    from fashionlens.tasks.search import BuildConfig, build_index
+    from fashionlens.search.index import BuildConfig, build_index
 
     idx = build_index(load_catalog(cfg["catalog"]), tmp_path / "index",
                       BuildConfig(encoder=f"run:{out}", cache_dir=None), progress=False)

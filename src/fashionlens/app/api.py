@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from fashionlens.app.uploads import decode_image, read_limited
-from fashionlens.cli.common import parse_filters
+from fashionlens.search.filters import parse_filters
 
 router = APIRouter(prefix="/api", tags=["api"])
 

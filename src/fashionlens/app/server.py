@@ -192,12 +192,12 @@ def _facets(df) -> dict[str, list[str]]:
 def load_dirs(index_dirs: Sequence[str | Path], categorizer_dirs: Sequence[str | Path] = ()
               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Open every index and categorizer directory, named after its folder (repeats get a suffix)."""
-    from fashionlens.tasks.search import SearchIndex
+    from fashionlens.search.index import SearchIndex
 
     indexes = {_unique(Path(d).name, i, index_dirs): SearchIndex(d) for i, d in enumerate(index_dirs)}
     cats: dict[str, Any] = {}
     if categorizer_dirs:
-        from fashionlens.tasks.categorize import Categorizer
+        from fashionlens.categorize.categorizer import Categorizer
 
         cats = {_unique(Path(d).name, i, categorizer_dirs): Categorizer.load(d) for i, d in enumerate(categorizer_dirs)}
     return indexes, cats
@@ -221,7 +221,7 @@ def create_app(index_dirs: Sequence[str | Path] = (), categorizer_dirs: Sequence
 
     loaded_idx, loaded_cats = load_dirs(index_dirs, categorizer_dirs)
     if isinstance(captioner, str):
-        from fashionlens.tasks.categorize_heads import build_captioner
+        from fashionlens.categorize.heads import build_captioner
 
         captioner = build_captioner(captioner)
     served = Served(loaded_idx | (indexes or {}), loaded_cats | (categorizers or {}), captioner,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from fashionlens.app import api
-from fashionlens.cli.common import parse_filters
+from fashionlens.search.filters import parse_filters
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 

@@ -61,9 +61,9 @@ def train(
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
 ) -> None:
     """Train on a seeded stratified split; the held-out part is scored into OUT/report."""
+    from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+    from fashionlens.categorize.data import clean_labels, stratified_split
     from fashionlens.embed import DEFAULT_CACHE
-    from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
-    from fashionlens.tasks.categorize_data import clean_labels, stratified_split
 
     prompts = _read_prompts(class_prompts) if class_prompts else {}
     cat = _load(catalog, limit, seed, check_images)
@@ -105,8 +105,8 @@ def evaluate(
     """Score a saved model on a catalog (items it was fitted on are skipped unless --include-fit)."""
     import numpy as np
 
+    from fashionlens.categorize.categorizer import Categorizer
     from fashionlens.embed import DEFAULT_CACHE
-    from fashionlens.tasks.categorize import Categorizer
 
     clf = Categorizer.load(model_dir, cache_dir=cache_dir or DEFAULT_CACHE)
     cat = _load(catalog, limit, 0, check_images)
@@ -135,7 +135,7 @@ def predict(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Top labels per photo, with the parent categories where the label has a hierarchy."""
-    from fashionlens.tasks.categorize import Categorizer
+    from fashionlens.categorize.categorizer import Categorizer
 
     clf = Categorizer.load(model_dir)
     levels = clf.predict_levels([str(p) for p in images], k=top)

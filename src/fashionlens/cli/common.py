@@ -65,15 +65,3 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4f}"
     return str(v)
-
-
-def parse_filters(filters: Sequence[str] | None) -> dict[str, str]:
-    """`COL=VALUE` (or `COL:VALUE`) strings -> {col: value}."""
-    out: dict[str, str] = {}
-    for f in filters or []:
-        sep = "=" if "=" in f else ":"
-        col, _, val = f.partition(sep)
-        if not col or not val:
-            raise ValueError(f"bad filter '{f}': expected COL=VALUE")
-        out[col.strip()] = val.strip()
-    return out

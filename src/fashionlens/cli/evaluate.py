@@ -21,8 +21,8 @@ def retrieval_cmd(
 ) -> None:
     """Text→image Recall@1/5/10, MRR, NDCG@10 over the whole query gallery, and image→image precision@10."""
     from fashionlens.catalog import load_catalog
-    from fashionlens.evaluation.retrieval import evaluate_retrieval
-    from fashionlens.tasks.search import SearchIndex
+    from fashionlens.search.evaluate import evaluate_retrieval
+    from fashionlens.search.index import SearchIndex
 
     idx = SearchIndex(index)
     cat = load_catalog(queries, limit=limit)

@@ -22,7 +22,7 @@ def triplets_cmd(
 ) -> None:
     """Mine PROXY triplets from catalog labels (same articleType+colour vs same articleType, ...)."""
     from fashionlens.catalog import load_catalog
-    from fashionlens.tasks.perceptual import mine_proxy_triplets, save_triplets
+    from fashionlens.perceptual.evaluate import mine_proxy_triplets, save_triplets
 
     t = mine_proxy_triplets(load_catalog(catalog, check_images=False), n=n, seed=seed)
     save_triplets(t, out)
@@ -40,7 +40,7 @@ def evaluate_cmd(
 ) -> None:
     """Vote-weighted 2AFC accuracy of an encoder with a bootstrap 95% CI and the human ceiling."""
     from fashionlens.encoders.registry import create
-    from fashionlens.tasks.perceptual import evaluate_encoder, load_triplets
+    from fashionlens.perceptual.evaluate import evaluate_encoder, load_triplets
 
     t = load_triplets(triplets)
     if split:
@@ -75,8 +75,8 @@ def train_cmd(
     json_out: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
     """Train an MLP head or LoRA on triplets; writes a run dir usable as `run:<dir>`."""
-    from fashionlens.tasks.perceptual_run import before_after_rows, train_perceptual
-    from fashionlens.train.perceptual import PerceptualConfig
+    from fashionlens.perceptual.run import before_after_rows, train_perceptual
+    from fashionlens.perceptual.train import PerceptualConfig
 
     cfg = PerceptualConfig.from_yaml(str(config))
     if not cfg.triplets:

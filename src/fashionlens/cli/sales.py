@@ -16,7 +16,7 @@ SPEC_HELP = "comma list of catalog columns and 'image' (the photo embedding of -
 
 
 def _load(catalog: str, layout: str, start: str | None, end: str | None):
-    from fashionlens.tasks.sales_data import detect_layout, load_sales_catalog
+    from fashionlens.sales.data import detect_layout, load_sales_catalog
 
     kind = detect_layout(catalog) if layout == "auto" else layout
     kw = {k: v for k, v in (("start", start), ("end", end)) if v} if kind == "hm" else {}
@@ -24,8 +24,8 @@ def _load(catalog: str, layout: str, start: str | None, end: str | None):
 
 
 def _split(cat, test_where: list[str] | None, test_size: float, seed: int):
-    from fashionlens.cli.common import parse_filters
-    from fashionlens.tasks.sales import split_catalog
+    from fashionlens.sales.forecast import split_catalog
+    from fashionlens.search.filters import parse_filters
 
     where = {k: v.split(",") for k, v in parse_filters(test_where).items()}
     for col in where:
@@ -65,7 +65,7 @@ def fit(
     import pandas as pd
 
     from fashionlens.embed import DEFAULT_CACHE
-    from fashionlens.tasks.sales import FeatureSpec, evaluate, resolve_target
+    from fashionlens.sales.forecast import FeatureSpec, evaluate, resolve_target
     from fashionlens.utils import atomic_write, write_json
 
     cat, kind = _load(catalog, layout, start, end)
@@ -121,8 +121,8 @@ def compare(
 ) -> None:
     """Does feature set A beat B? Paired bootstrap over the test items (diff = A - B, 95% CI, p-value)."""
     from fashionlens.embed import DEFAULT_CACHE
-    from fashionlens.tasks.sales import FeatureSpec, resolve_target
-    from fashionlens.tasks.sales import compare as run_compare
+    from fashionlens.sales.forecast import FeatureSpec, resolve_target
+    from fashionlens.sales.forecast import compare as run_compare
 
     cat, _ = _load(catalog, layout, start, end)
     sa, sb = FeatureSpec.parse(a), FeatureSpec.parse(b)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from fashionlens.cli.common import friendly_errors, parse_filters, print_json, print_table
+from fashionlens.cli.common import friendly_errors, print_json, print_table
+from fashionlens.search.filters import parse_filters
 
 RESULT_COLUMNS = ("rank", "id", "score", "text")
 
@@ -37,7 +38,7 @@ def index_cmd(
     """Import, validate, embed, align and index a catalog."""
     from fashionlens.catalog import load_catalog
     from fashionlens.encoders.registry import check_name
-    from fashionlens.tasks.search import BuildConfig, build_index
+    from fashionlens.search.index import BuildConfig, build_index
 
     check_name(encoder)
     check_name(text_encoder)
@@ -80,7 +81,7 @@ def search_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Text → image search."""
-    from fashionlens.tasks.search import SearchIndex
+    from fashionlens.search.index import SearchIndex
 
     idx = SearchIndex(index)
     idx.check_encoder(encoder)
@@ -98,7 +99,7 @@ def similar_cmd(
 ) -> None:
     """Image → image: items that look like a catalog item or a photo."""
     from fashionlens.catalog import open_image
-    from fashionlens.tasks.search import SearchIndex
+    from fashionlens.search.index import SearchIndex
 
     if (id is None) == (image is None):
         raise ValueError("give exactly one of --id or --image")
@@ -125,6 +126,6 @@ def demo_cmd(
     seed: int = typer.Option(0),
 ) -> None:
     """Index a sample of the catalog, evaluate on held-out items, run example queries, save a gallery."""
-    from fashionlens.tasks.demo import run_demo
+    from fashionlens.search.demo import run_demo
 
     run_demo(catalog, out, n_train=n_train, n_test=n_test, seed=seed, echo=typer.echo)

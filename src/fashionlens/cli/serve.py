@@ -47,8 +47,8 @@ def serve_cmd(
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: serving on {host}: other machines can reach this server", err=True)
     if workers > 1:  # each worker process builds the app itself from these settings
-        from fashionlens.tasks.categorize import Categorizer
-        from fashionlens.tasks.search import SearchIndex
+        from fashionlens.categorize.categorizer import Categorizer
+        from fashionlens.search.index import SearchIndex
 
         for d in index:  # fail here, once: a worker that cannot start would be restarted forever
             SearchIndex.check(d)

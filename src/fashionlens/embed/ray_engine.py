@@ -26,9 +26,9 @@ import numpy as np
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.embed.runner import DEFAULT_CACHE
-from fashionlens.embed.store import EmbeddingStore
+from fashionlens.embed.store import EmbeddingStore, read_shard, write_shard
 from fashionlens.encoders.base import Encoder
-from fashionlens.utils import atomic_write, file_hash
+from fashionlens.utils import file_hash
 
 EncoderSpec = str | Callable[[], Encoder]
 SHARD_GLOB = "ray-*.parquet"
@@ -77,29 +77,6 @@ class ParquetShards:
         if f not in self._vectors:
             self._vectors[f] = read_shard(f)[1]
         return self._vectors[f][row]
-
-
-def read_shard(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """(keys, (n, dim) float32 vectors) of one shard."""
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(path)
-    col = t.column("vector").combine_chunks()
-    dim = col.type.list_size
-    return t.column("key").to_pylist(), col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-
-
-def write_shard(path: str | Path, keys: Sequence[str], vectors: np.ndarray) -> None:
-    """One block's keys and vectors, written atomically (a reader never sees half a shard)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
-    table = pa.table({"key": pa.array(list(keys), type=pa.string()),
-                      "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])})
-    with atomic_write(path) as tmp:
-        pq.write_table(table, tmp)
 
 
 class BlockEmbedder:

@@ -65,8 +65,6 @@ class EmbeddingStore:
         out: np.ndarray | None = None
         for i, (f, r) in enumerate(rows):
             if f not in self._chunks and f.suffix == ".parquet":
-                from fashionlens.embed.ray_engine import read_shard
-
                 self._chunks[f] = read_shard(f)[1]
             elif f not in self._chunks:
                 with np.load(f, allow_pickle=False) as z:
@@ -76,3 +74,27 @@ class EmbeddingStore:
                 out = np.empty((len(rows), v.shape[0]), dtype=np.float32)
             out[i] = v
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+# Parquet shards: what the Ray engine writes and this store reads beside its npz chunks.
+def read_shard(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """(keys, (n, dim) float32 vectors) of one shard."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path)
+    col = t.column("vector").combine_chunks()
+    dim = col.type.list_size
+    return t.column("key").to_pylist(), col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+
+
+def write_shard(path: str | Path, keys: Sequence[str], vectors: np.ndarray) -> None:
+    """One block's keys and vectors, written atomically (a reader never sees half a shard)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    table = pa.table({"key": pa.array(list(keys), type=pa.string()),
+                      "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])})
+    with atomic_write(path) as tmp:
+        pq.write_table(table, tmp)

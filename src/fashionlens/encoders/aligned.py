@@ -90,7 +90,7 @@ class AlignedEncoder(Encoder):
 def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encoder | None = None) -> AlignedEncoder:
     from safetensors.torch import load_file
 
-    from fashionlens.train.align import ProjectionHead
+    from fashionlens.encoders.nn import ProjectionHead
 
     cfg = read_json(root / "encoder.json")
     tensors = load_file(str(root / "heads.safetensors"))

@@ -23,7 +23,7 @@ class FinetunedEncoder(Encoder):
     modalities = ("image", "text")
 
     def __init__(self, model: Any, config: dict[str, Any], name: str = "finetuned"):
-        from fashionlens.train.strategies import FeatureTower
+        from fashionlens.encoders.nn import FeatureTower
 
         self.model = model.eval()
         self.config, self.name, self.dim = config, name, int(config["dim"])
@@ -99,14 +99,14 @@ def load_finetuned(root: Path, image_base: Encoder | None = None, text_base: Enc
     """Rebuild the towers from the registry, re-apply the strategy, load the trained weights."""
     from safetensors.torch import load_file
 
-    from fashionlens.train.retrieval import RetrievalConfig, build_model
+    from fashionlens.encoders.nn import build_dual_encoder
 
     root = Path(root)
     meta = read_json(root / "encoder.json")
     weights = root / "weights.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{root}: weights.safetensors is missing (the run never finished an epoch?)")
-    cfg = RetrievalConfig.from_dict(meta["config"])
-    model = build_model(cfg, image_base or create(meta["image_encoder"]), text_base or create(meta["text_encoder"]))
+    cfg = meta["config"]  # written by RetrievalConfig.to_dict: every key is there
+    model = build_dual_encoder(cfg, image_base or create(meta["image_encoder"]), text_base or create(meta["text_encoder"]))
     model.load_trainable_state(load_file(str(weights)))
-    return FinetunedEncoder(model, cfg.to_dict(), name=f"run:{root}")
+    return FinetunedEncoder(model, cfg, name=f"run:{root}")

@@ -144,7 +144,7 @@ def load_perceptual(root: Path) -> PerceptualEncoder:
     """Rebuild the base encoder(s) by name, then load the head / merged backbone weights."""
     from safetensors.torch import load_file
 
-    from fashionlens.train.perceptual import PerceptualHead
+    from fashionlens.encoders.nn import PerceptualHead
 
     root = Path(root)
     cfg = read_json(root / "encoder.json")

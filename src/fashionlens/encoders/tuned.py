@@ -24,7 +24,7 @@ class TunedImageEncoder(Encoder):
     modalities = ("image",)
 
     def __init__(self, base: Encoder, unfreeze_blocks: int, image_size: int | None = None):
-        from fashionlens.train.strategies import ImageTower, freeze_all_but_last
+        from fashionlens.encoders.nn import ImageTower, freeze_all_but_last
 
         self.base, self.unfreeze_blocks = base, int(unfreeze_blocks)
         self.tower = ImageTower(base, image_size)

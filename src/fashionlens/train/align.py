@@ -4,56 +4,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from fashionlens.encoders.nn import ProjectionHead
 from fashionlens.evaluation.metrics import target_ranks
+from fashionlens.train.config import AlignConfig
 from fashionlens.train.losses import info_nce, supcon
-
-
-@dataclass
-class AlignConfig:
-    """Defaults measured on Myntra (docs/benchmarks.md)."""
-
-    dim: int = 256
-    hidden: int = 1024
-    head: str = "mlp"  # "mlp" (residual MLP) or "linear"
-    dropout: float = 0.2
-    supcon_weight: float = 1.0  # 0 disables the label term; 0.5 trades image→image for text→image
-    supcon_temperature: float = 0.1
-    epochs: int = 40
-    batch_size: int = 512
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.1
-    patience: int = 6
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class ProjectionHead(nn.Module):
-    """Linear map, or a residual MLP (linear skip + GELU MLP) into the shared space."""
-
-    def __init__(self, in_dim: int, out_dim: int, hidden: int = 1024, kind: str = "mlp", dropout: float = 0.1):
-        super().__init__()
-        self.kind = kind
-        self.skip = nn.Linear(in_dim, out_dim)
-        if kind == "mlp":
-            self.mlp = nn.Sequential(
-                nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
-            )
-        elif kind != "linear":
-            raise ValueError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.skip(x)
-        return y + self.mlp(x) if self.kind == "mlp" else y
 
 
 @dataclass

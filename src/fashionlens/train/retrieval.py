@@ -22,11 +22,11 @@ from torch import nn
 from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE
 from fashionlens.encoders.base import Encoder
+from fashionlens.encoders.nn import DualEncoder, FeatureTower, build_dual_encoder, embed_rows
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train import losses
 from fashionlens.train.runs import RunDir
 from fashionlens.train.sampler import StratifiedBatchSampler
-from fashionlens.train.strategies import DualEncoder, build_tower, embed_rows
 from fashionlens.utils import text_hash
 
 LOSSES = ("info_nce", "info_nce_supcon", "triplet")
@@ -123,14 +123,6 @@ def val_rows_by_id(ids: list[str], fraction: float) -> np.ndarray:
     return h < int(round(fraction * 10_000))
 
 
-def build_model(cfg: RetrievalConfig, image_encoder: Encoder, text_encoder: Encoder) -> DualEncoder:
-    kw = dict(unfreeze_blocks=cfg.unfreeze_blocks, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-              lora_targets=cfg.lora_targets)
-    it = build_tower(image_encoder, "image", cfg.image_strategy, image_size=cfg.image_size, **kw)
-    tt = build_tower(text_encoder, "text", cfg.text_strategy, **kw)
-    return DualEncoder(it, tt, cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
-
-
 def _loss(cfg: RetrievalConfig, model: nn.Module, zi: torch.Tensor, zt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if cfg.loss == "info_nce":
         return losses.info_nce(zi, zt, model.log_scale)
@@ -168,11 +160,10 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
     _seed(cfg.seed)
     image_encoder = image_encoder or create(cfg.image_encoder)
     text_encoder = text_encoder or create(cfg.text_encoder)
-    model = build_model(cfg, image_encoder, text_encoder)
+    model = build_dual_encoder(cfg.to_dict(), image_encoder, text_encoder)
     if cfg.init_from:
         _init_from(model, Path(cfg.init_from))
-    model.image_tower.bind(catalog, cfg.cache_dir, progress)
-    model.text_tower.bind(catalog, cfg.cache_dir, progress)
+    bind_towers(model, catalog, cfg.cache_dir, progress)
 
     val_mask = val_rows_by_id(list(catalog.ids), cfg.val_fraction)
     if val_mask.sum() < 5 or (~val_mask).sum() < 10:
@@ -308,3 +299,12 @@ def train_from_yaml(path: str | Path, out: str | Path | None = None, resume: boo
     """`fashionlens train retrieval CONFIG.yaml` from Python; `out` defaults to runs/<config name>."""
     cfg = RetrievalConfig.from_yaml(path)
     return train_retrieval(cfg, out or Path("runs") / Path(path).stem, resume=resume, progress=progress)
+
+
+def bind_towers(model: DualEncoder, catalog: Catalog, cache_dir: Any, progress: bool) -> None:
+    """Attach the training catalog; frozen towers get its (cached) embeddings."""
+    from fashionlens.embed import embed_images, embed_texts
+
+    for tower, embed in ((model.image_tower, embed_images), (model.text_tower, embed_texts)):
+        feats = embed(tower.encoder, catalog, cache_dir, progress=progress) if isinstance(tower, FeatureTower) else None
+        tower.bind(catalog, feats)

@@ -28,11 +28,47 @@ from torch import nn
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.encoders.base import Encoder
-from fashionlens.train.align import ProjectionHead
 
 STRATEGIES = ("frozen", "partial", "lora")
 _BLOCK_NAMES = ("blocks", "layer", "layers", "stages")
 _ATTN_NAMES = ("query", "key", "value", "qkv", "q_proj", "k_proj", "v_proj")
+
+class ProjectionHead(nn.Module):
+    """Linear map, or a residual MLP (linear skip + GELU MLP) into the shared space."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 1024, kind: str = "mlp", dropout: float = 0.1):
+        super().__init__()
+        self.kind = kind
+        self.skip = nn.Linear(in_dim, out_dim)
+        if kind == "mlp":
+            self.mlp = nn.Sequential(
+                nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+            )
+        elif kind != "linear":
+            raise ValueError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.skip(x)
+        return y + self.mlp(x) if self.kind == "mlp" else y
+
+
+class PerceptualHead(nn.Module):
+    """Linear skip (identity at start) + residual MLP whose last layer starts at zero, so training
+    starts exactly at the untuned encoder's 2AFC."""
+
+    def __init__(self, dim: int, hidden: int = 512, dropout: float = 0.1):
+        super().__init__()
+        self.skip = nn.Linear(dim, dim)
+        nn.init.eye_(self.skip.weight)
+        nn.init.zeros_(self.skip.bias)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.mlp(x)
+
 
 
 class Tower(nn.Module):
@@ -42,8 +78,9 @@ class Tower(nn.Module):
     out_dim: int = 0
     encoder: Encoder
 
-    def bind(self, catalog: Catalog, cache_dir: Any = None, progress: bool = False) -> None:
-        """Attach the training catalog (rows in `inputs` index it)."""
+    def bind(self, catalog: Catalog, features: np.ndarray | None = None) -> None:
+        """Attach the training catalog (rows in `inputs` index it); frozen towers take its
+        precomputed `features` (the training layer embeds them, cached)."""
         raise NotImplementedError
 
     def inputs(self, rows: Sequence[int]) -> Any:
@@ -70,11 +107,10 @@ class FeatureTower(Tower):
         self.encoder, self.modality, self.out_dim = encoder, modality, int(encoder.dim)
         self.features: torch.Tensor | None = None
 
-    def bind(self, catalog: Catalog, cache_dir: Any = None, progress: bool = False) -> None:
-        from fashionlens.embed import embed_images, embed_texts
-
-        fn = embed_images if self.modality == "image" else embed_texts
-        self.features = torch.as_tensor(fn(self.encoder, catalog, cache_dir, progress=progress))
+    def bind(self, catalog: Catalog, features: np.ndarray | None = None) -> None:
+        if features is None or len(features) != len(catalog):
+            raise ValueError(f"frozen {self.modality} tower needs one precomputed feature row per catalog item")
+        self.features = torch.as_tensor(features)
 
     def inputs(self, rows: Sequence[int]) -> torch.Tensor:
         assert self.features is not None, "bind() the tower to a catalog first"
@@ -101,7 +137,7 @@ class ImageTower(Tower):
         self.out_dim = int(getattr(model, "num_features", 0) or encoder.dim)
         self.paths: list[str] = []
 
-    def bind(self, catalog: Catalog, cache_dir: Any = None, progress: bool = False) -> None:
+    def bind(self, catalog: Catalog, features: np.ndarray | None = None) -> None:
         self.paths = list(catalog.images)
 
     def inputs(self, rows: Sequence[int]) -> torch.Tensor:
@@ -137,7 +173,7 @@ class TextTower(Tower):
         self.out_dim = int(encoder.dim)
         self.texts: list[str] = []
 
-    def bind(self, catalog: Catalog, cache_dir: Any = None, progress: bool = False) -> None:
+    def bind(self, catalog: Catalog, features: np.ndarray | None = None) -> None:
         self.texts = list(catalog.texts)
 
     def inputs(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -241,6 +277,15 @@ def build_tower(encoder: Encoder, modality: str, strategy: str = "frozen", *, un
     else:
         add_lora(tower.model, lora_r, lora_alpha, lora_targets, encoder.name)
     return tower
+
+
+def build_dual_encoder(cfg: dict[str, Any], image_encoder: Encoder, text_encoder: Encoder) -> DualEncoder:
+    """Towers prepared for the config's strategies + heads (keys as in `RetrievalConfig.to_dict`)."""
+    kw = dict(unfreeze_blocks=cfg["unfreeze_blocks"], lora_r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"],
+              lora_targets=cfg["lora_targets"])
+    it = build_tower(image_encoder, "image", cfg["image_strategy"], image_size=cfg["image_size"], **kw)
+    tt = build_tower(text_encoder, "text", cfg["text_strategy"], **kw)
+    return DualEncoder(it, tt, cfg["dim"], cfg["hidden"], cfg["head"], cfg["dropout"])
 
 
 class DualEncoder(nn.Module):

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fashionlens.encoders.nn import PerceptualHead
+
 
 # ---- losses (pure functions) ------------------------------------------------------------------
 def hinge_triplet_loss(d_left: torch.Tensor, d_right: torch.Tensor, p_left: torch.Tensor,
@@ -95,23 +97,6 @@ class PerceptualConfig:
         return cls(**data)
 
 
-class PerceptualHead(nn.Module):
-    """Linear skip (identity at start) + residual MLP whose last layer starts at zero, so training
-    starts exactly at the untuned encoder's 2AFC."""
-
-    def __init__(self, dim: int, hidden: int = 512, dropout: float = 0.1):
-        super().__init__()
-        self.skip = nn.Linear(dim, dim)
-        nn.init.eye_(self.skip.weight)
-        nn.init.zeros_(self.skip.bias)
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, dim))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip(x) + self.mlp(x)
-
 
 @dataclass
 class FitResult:
@@ -130,7 +115,7 @@ def _loss_fn(cfg: PerceptualConfig) -> Callable[..., torch.Tensor]:
 
 
 def _vote_2afc(d_l: torch.Tensor, d_r: torch.Tensor, p: np.ndarray) -> float:
-    from fashionlens.tasks.perceptual import two_afc_scores
+    from fashionlens.perceptual.evaluate import two_afc_scores
 
     return float(two_afc_scores(d_l.numpy(), d_r.numpy(), p).mean())
 
@@ -222,7 +207,7 @@ def fit_lora(encoder: Any, images: list[str], train_index: np.ndarray, train_p: 
 
     from fashionlens.catalog.images import open_image
     from fashionlens.encoders.torch_utils import pixel_batch
-    from fashionlens.tasks.perceptual_data import photometric
+    from fashionlens.perceptual.data import photometric
 
     cfg = config or PerceptualConfig()
     if not isinstance(getattr(encoder, "model", None), nn.Module):

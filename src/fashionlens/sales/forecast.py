@@ -18,7 +18,7 @@ import pandas as pd
 from fashionlens.catalog import Catalog
 from fashionlens.evaluation.regression import classification_metrics, regression_metrics
 from fashionlens.evaluation.statistics import paired_bootstrap, permutation_test
-from fashionlens.tasks.sales_data import (
+from fashionlens.sales.data import (
     detect_layout,
     load_hm,
     load_listings,
@@ -26,7 +26,7 @@ from fashionlens.tasks.sales_data import (
     load_visuelle,
     week_columns,
 )
-from fashionlens.tasks.sales_models import (
+from fashionlens.sales.models import (
     IMAGE_PREFIX,
     MODELS,
     GroupMeanRegressor,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fashionlens.tasks.perceptual import (
+from fashionlens.perceptual.evaluate import (
     Triplets,
     cosine_distances,
     human_ceiling,
@@ -17,7 +17,7 @@ from fashionlens.tasks.perceptual import (
     two_afc,
     two_afc_scores,
 )
-from fashionlens.train.perceptual import hinge_triplet_loss, logistic_triplet_loss
+from fashionlens.perceptual.train import hinge_triplet_loss, logistic_triplet_loss
 
 
 # ---- metrics & losses vs slow references ------------------------------------------------------

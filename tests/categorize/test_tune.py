@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from fashionlens.catalog import load_catalog
+from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
 from fashionlens.encoders import create
-from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
-from tests.tasks.test_categorize import make_catalog
+from tests.categorize.test_categorizer import make_catalog
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_a_crashed_finetune_resumes_after_its_last_epoch(toy, tmp_path, one_torc
                 raise _Crash
         return log
 
-    import fashionlens.tasks.categorize as categorize
+    import fashionlens.categorize.categorizer as categorize
 
     ckpt = tmp_path / "ckpt"
     real = categorize._JsonLines
@@ -130,7 +130,7 @@ def test_a_crashed_finetune_resumes_after_its_last_epoch(toy, tmp_path, one_torc
 
 def test_oversampling_reaches_the_finetuning_loop(toy, monkeypatch, one_torch_thread):
     """balance="oversample" must resample the photos the blocks train on, not only the frozen heads'."""
-    import fashionlens.tasks.categorize_tune as tune
+    import fashionlens.categorize.tune as tune
 
     y = toy.column("articleType").astype(str)
     rare = sorted(set(y))[0]

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
+from fashionlens.categorize.heads import CosineHead
 from fashionlens.encoders.base import Encoder
 from fashionlens.evaluation.classification import classification_metrics
-from fashionlens.tasks.categorize_heads import CosineHead
 from fashionlens.utils import atomic_write, read_json, write_json
 
 
@@ -66,8 +66,8 @@ class _Photos:
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         from fashionlens.catalog.images import open_image
+        from fashionlens.categorize.data import augment_transform
         from fashionlens.encoders.torch_utils import pixel_batch
-        from fashionlens.tasks.categorize_data import augment_transform
 
         im = open_image(self.paths[i])
         if self.augment:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fashionlens.tasks.perceptual import evaluate_encoder, view_features
-from fashionlens.tasks.perceptual_data import Triplets, load_triplets, split_by_reference
-from fashionlens.train.perceptual import PerceptualConfig, fit_head, fit_lora
+from fashionlens.perceptual.data import Triplets, load_triplets, split_by_reference
+from fashionlens.perceptual.evaluate import evaluate_encoder, view_features
+from fashionlens.perceptual.train import PerceptualConfig, fit_head, fit_lora
 
 
 def split_triplets(triplets: Triplets, cfg: PerceptualConfig) -> tuple[Triplets, Triplets, Triplets]:

@@ -16,9 +16,9 @@ def run_demo(catalog_path: str | Path, out: str | Path, n_train: int = 8000, n_t
              seed: int = 0, echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Sized so the whole run ends in a few minutes on 2 cores (embeddings are cached for reruns)."""
     from fashionlens.catalog import CatalogError, load_catalog
-    from fashionlens.evaluation.retrieval import evaluate_retrieval
     from fashionlens.explore.grids import save_grid
-    from fashionlens.tasks.search import build_index
+    from fashionlens.search.evaluate import evaluate_retrieval
+    from fashionlens.search.index import build_index
 
     t0 = time.time()
     path = Path(catalog_path)

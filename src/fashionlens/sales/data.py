@@ -3,7 +3,7 @@
 Every importer returns a validated `Catalog` whose attributes include the sales targets, plus a
 boolean `has_image` column. Items without a usable photo are kept (metadata-only models use them):
 their `image` is the path where the photo would be, and image features for them are a zero vector
-(`has_image` False) — see `fashionlens.tasks.sales.build_features`.
+(`has_image` False) — see `fashionlens.sales.forecast.build_features`.
 """
 
 from __future__ import annotations

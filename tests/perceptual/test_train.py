@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fashionlens.tasks.perceptual import Triplets, cosine_distances, two_afc_scores
+from fashionlens.perceptual.evaluate import Triplets, cosine_distances, two_afc_scores
 
 
 def _colour_triplets(colours: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +32,7 @@ def _one_thread():
 
 
 def test_mlp_head_learns_the_true_distance_from_nuisance_dominated_features():
-    from fashionlens.train.perceptual import PerceptualConfig, fit_head
+    from fashionlens.perceptual.train import PerceptualConfig, fit_head
 
     rng = np.random.default_rng(0)
     n_items, n_views = 300, 8
@@ -93,8 +93,8 @@ def tiny_vit_kwargs() -> dict:
 
 def test_lora_on_tiny_vit_raises_2afc_and_reloads(patch_triplets, tmp_path):
     from fashionlens.encoders.registry import create
-    from fashionlens.tasks.perceptual_run import train_perceptual
-    from fashionlens.train.perceptual import PerceptualConfig
+    from fashionlens.perceptual.run import train_perceptual
+    from fashionlens.perceptual.train import PerceptualConfig
 
     cfg = PerceptualConfig(
         out=str(tmp_path / "lora"), encoders=["fashionlens.encoders.perceptual:timm_encoder"],
@@ -109,8 +109,8 @@ def test_lora_on_tiny_vit_raises_2afc_and_reloads(patch_triplets, tmp_path):
     enc = create(f"run:{tmp_path / 'lora'}")
     assert enc.config["mode"] == "lora" and enc.head is None
     # the reloaded (merged) backbone reproduces the trained model's distances
-    from fashionlens.tasks.perceptual import evaluate_encoder
-    from fashionlens.tasks.perceptual_run import split_triplets
+    from fashionlens.perceptual.evaluate import evaluate_encoder
+    from fashionlens.perceptual.run import split_triplets
 
     _, _, test = split_triplets(patch_triplets, cfg)
     assert evaluate_encoder(enc, test, n_boot=0)["2afc"] == pytest.approx(after, abs=1e-6)
@@ -124,7 +124,7 @@ def test_mlp_run_dir_loads_through_create_and_cli_evaluates(patch_triplets, tmp_
 
     from fashionlens.cli.perceptual import app
     from fashionlens.encoders.registry import create
-    from fashionlens.tasks.perceptual import save_triplets
+    from fashionlens.perceptual.evaluate import save_triplets
 
     base = tmp_path / "base"
     trip_csv = tmp_path / "t.csv"
@@ -158,9 +158,9 @@ def test_mlp_run_dir_loads_through_create_and_cli_evaluates(patch_triplets, tmp_
 
 def test_ensemble_concatenates_backbones_and_reloads(patch_triplets, tmp_path):
     from fashionlens.encoders.registry import create
-    from fashionlens.tasks.perceptual import view_features
-    from fashionlens.tasks.perceptual_run import train_perceptual
-    from fashionlens.train.perceptual import PerceptualConfig
+    from fashionlens.perceptual.evaluate import view_features
+    from fashionlens.perceptual.run import train_perceptual
+    from fashionlens.perceptual.train import PerceptualConfig
 
     name = "fashionlens.encoders.perceptual:timm_encoder"
     cfg = PerceptualConfig(out=str(tmp_path / "ens"), encoders=[name, name],
@@ -181,8 +181,8 @@ def test_config_yaml_errors_and_cli_mines_proxy_triplets(tiny_kaggle, tmp_path):
     from typer.testing import CliRunner
 
     from fashionlens.cli.perceptual import app
-    from fashionlens.tasks.perceptual import load_triplets
-    from fashionlens.train.perceptual import PerceptualConfig
+    from fashionlens.perceptual.evaluate import load_triplets
+    from fashionlens.perceptual.train import PerceptualConfig
 
     (tmp_path / "c.yaml").write_text("triplets: t.csv\nlearning_rate: 0.1\n")
     with pytest.raises(ValueError, match="unknown config key.*learning_rate"):

@@ -10,9 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fashionlens.catalog import ImageError, load_catalog
-from fashionlens.encoders.base import Encoder
-from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
-from fashionlens.tasks.categorize_data import (
+from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+from fashionlens.categorize.data import (
     AugmentedEncoder,
     LabelHierarchy,
     cap_per_class,
@@ -20,6 +19,7 @@ from fashionlens.tasks.categorize_data import (
     merge_rare,
     oversample,
 )
+from fashionlens.encoders.base import Encoder
 
 # articleType -> (sub, master, colour name, rgb)
 KINDS = {
@@ -157,7 +157,7 @@ def test_zero_shot_prompts_a_parent_class_by_its_children(toy, tmp_path):
 
 
 def test_zero_shot_takes_the_best_name_of_a_class_not_the_mean():
-    from fashionlens.tasks.categorize_heads import ZeroShotHead
+    from fashionlens.categorize.heads import ZeroShotHead
 
     e = np.eye(3, dtype=np.float32)
     # class 0: two looks (e0, e1); class 1: one look close to e1
@@ -291,7 +291,7 @@ def test_bad_config_is_rejected():
 def test_probe_matches_scikit_learn_logistic_regression():
     from sklearn.linear_model import LogisticRegression
 
-    from fashionlens.tasks.categorize_heads import ProbeHead
+    from fashionlens.categorize.heads import ProbeHead
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 6)).astype(np.float32)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fashionlens.tasks.perceptual_data import (
+from fashionlens.perceptual.data import (
     Triplets,
     load_triplets,
     mine_proxy_triplets,

@@ -10,9 +10,7 @@ import torch
 from PIL import Image
 
 from fashionlens.encoders.base import Encoder, Preprocess
-from fashionlens.train.retrieval import RetrievalConfig, train_retrieval
-from fashionlens.train.sampler import StratifiedBatchSampler
-from fashionlens.train.strategies import (
+from fashionlens.encoders.nn import (
     DualEncoder,
     FeatureTower,
     TextTower,
@@ -21,6 +19,8 @@ from fashionlens.train.strategies import (
     find_blocks,
     freeze_all_but_last,
 )
+from fashionlens.train.retrieval import RetrievalConfig, train_retrieval
+from fashionlens.train.sampler import StratifiedBatchSampler
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), "yellow": (230, 220, 30),
            "black": (15, 15, 15), "white": (240, 240, 240), "purple": (140, 30, 160), "orange": (250, 140, 20)}

@@ -6,10 +6,12 @@ import torch
 
 from fashionlens.embed import embed_images, embed_texts
 from fashionlens.encoders import create
+from fashionlens.encoders.nn import ProjectionHead
 from fashionlens.evaluation.metrics import metrics_from_ranks, target_ranks
-from fashionlens.evaluation.retrieval import evaluate_retrieval
-from fashionlens.tasks.search import BuildConfig, SearchIndex, build_index
-from fashionlens.train.align import AlignConfig, ProjectionHead, train_alignment
+from fashionlens.search.evaluate import evaluate_retrieval
+from fashionlens.search.index import BuildConfig, SearchIndex, build_index
+from fashionlens.train.align import train_alignment
+from fashionlens.train.config import AlignConfig
 
 
 @pytest.fixture(scope="module")

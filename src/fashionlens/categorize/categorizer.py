@@ -18,9 +18,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.encoders.base import Encoder
-from fashionlens.evaluation.classification import classification_metrics
-from fashionlens.tasks.categorize_data import (
+from fashionlens.categorize.data import (
     KAGGLE_LEVELS,
     OTHER,
     AugmentedEncoder,
@@ -32,7 +30,7 @@ from fashionlens.tasks.categorize_data import (
     oversample,
     stratified_split,
 )
-from fashionlens.tasks.categorize_heads import (
+from fashionlens.categorize.heads import (
     DEFAULT_TEMPLATES,
     HEADS,
     Captioner,
@@ -41,6 +39,8 @@ from fashionlens.tasks.categorize_heads import (
     ZeroShotHead,
     build_captioner,
 )
+from fashionlens.encoders.base import Encoder
+from fashionlens.evaluation.classification import classification_metrics
 from fashionlens.utils import atomic_write, read_json, require_file, write_json
 
 METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
@@ -84,7 +84,7 @@ class CategorizeConfig:
             raise ValueError(f"unknown augment '{self.augment}'; choose none, flip or random")
         self.templates = tuple(self.templates)
         if self.method == "finetune":
-            from fashionlens.tasks.categorize_tune import TuneConfig
+            from fashionlens.categorize.tune import TuneConfig
 
             TuneConfig.from_dict(self.tune)  # unknown options fail before any work
 
@@ -199,7 +199,7 @@ class Categorizer:
         if cfg.method == "zeroshot":
             self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates, names=self._prompt_names())
         elif cfg.method == "finetune":
-            from fashionlens.tasks.categorize_tune import TuneConfig, finetune
+            from fashionlens.categorize.tune import TuneConfig, finetune
 
             pos = oversample(yi_tr, cfg.oversample_to, cfg.seed) if cfg.balance == "oversample" else np.arange(len(tr))
             self._encoder, self.head_, self.history_ = finetune(
@@ -324,7 +324,7 @@ class Categorizer:
             m = classification_metrics([pi[t] for t in truth], P.argmax(1), names, P)
             res["levels"][level] = {k: m[k] for k in ("accuracy", "macro_f1", "weighted_f1", "n")}
         if report_dir is not None:
-            from fashionlens.tasks.categorize_report import write_report
+            from fashionlens.categorize.report import write_report
 
             write_report(report_dir, res, yi, proba, list(self.classes_), sub, self.hierarchy_, label)
         return res

@@ -14,7 +14,7 @@ import pytest
 from fashionlens.catalog import validate
 from fashionlens.evaluation.regression import r2
 from fashionlens.evaluation.statistics import paired_bootstrap
-from fashionlens.tasks.sales import (
+from fashionlens.sales.forecast import (
     FeatureSpec,
     SalesRegressor,
     build_features,

@@ -13,7 +13,7 @@ from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.index.base import make_index, open_index
-from fashionlens.train.align import AlignConfig
+from fashionlens.train.config import AlignConfig
 from fashionlens.utils import read_json, require_file, write_json
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
+from fashionlens.categorize.data import OTHER, LabelHierarchy
 from fashionlens.evaluation.classification import confusion_json, confusion_matrix, plot_confusion
-from fashionlens.tasks.categorize_data import OTHER, LabelHierarchy
 from fashionlens.utils import atomic_write, save_figure, write_json
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashionlens.evaluation.compare import (
+from fashionlens.search.compare import (
     bootstrap_ci,
     evaluate_embeddings,
     markdown_table,
@@ -76,7 +76,7 @@ def test_table_lists_every_model_with_cis_and_paired_diff(tmp_path):
 
 
 def test_hits_grid_marks_the_right_photo(tmp_path):
-    from fashionlens.evaluation.compare import save_hits_grid
+    from fashionlens.search.compare import save_hits_grid
     from tests.train.test_strategies import make_toy
 
     cat = make_toy(tmp_path / "toy", n=30)

@@ -16,7 +16,7 @@ from fashionlens.evaluation.regression import (
     rmse,
     wape,
 )
-from fashionlens.tasks.sales_models import (
+from fashionlens.sales.models import (
     MODELS,
     GroupMeanRegressor,
     SalesClassifier,

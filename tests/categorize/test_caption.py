@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fashionlens.catalog import load_catalog
-from fashionlens.tasks.categorize import CategorizeConfig, Categorizer
-from fashionlens.tasks.categorize_heads import Captioner, HFCaptioner
-from tests.tasks.test_categorize import ColourEncoder, make_catalog
+from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+from fashionlens.categorize.heads import Captioner, HFCaptioner
+from tests.categorize.test_categorizer import ColourEncoder, make_catalog
 
 WORDS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "a", "photo", "of", "red", "blue", "green", "shirt",
          "jeans", "shoe", "bag", "watch"]

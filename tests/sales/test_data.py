@@ -10,14 +10,14 @@ from typer.testing import CliRunner
 
 from fashionlens.catalog import CatalogError
 from fashionlens.cli.sales import app
-from fashionlens.tasks.sales import FeatureSpec, evaluate, resolve_target, split_catalog
-from fashionlens.tasks.sales_data import (
+from fashionlens.sales.data import (
     detect_layout,
     load_hm,
     load_listings,
     load_sales_catalog,
     load_visuelle,
 )
+from fashionlens.sales.forecast import FeatureSpec, evaluate, resolve_target, split_catalog
 from tests.conftest import write_image
 
 SEASONS = ["SS17", "AW17", "SS18", "AW18", "SS19", "AW19"]

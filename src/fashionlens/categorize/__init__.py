@@ -1,0 +1,1 @@
+"""Categorize: zero-shot, probes, trained heads and fine-tuning, with per-class evidence."""

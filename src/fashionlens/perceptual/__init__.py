@@ -1,0 +1,1 @@
+"""Perceptual alignment on human "which looks more similar" triplets (2AFC)."""

@@ -1,1 +1,0 @@
-"""Tasks: search, categorize, perceptual alignment, sales."""
