@@ -77,7 +77,7 @@ def test_table_lists_every_model_with_cis_and_paired_diff(tmp_path):
 
 def test_hits_grid_marks_the_right_photo(tmp_path):
     from fashionlens.search.compare import save_hits_grid
-    from tests.train.test_strategies import make_toy
+    from tests.encoders.test_nn import make_toy
 
     cat = make_toy(tmp_path / "toy", n=30)
     emb = _unit(np.random.default_rng(0).normal(size=(30, 8)))

@@ -17,7 +17,7 @@ from fashionlens.train.retrieval import (
     val_rows_by_id,
 )
 from fashionlens.train.runs import RunDir
-from tests.train.test_strategies import TinyBert, TinyViT, fast_cfg, make_toy
+from tests.encoders.test_nn import TinyBert, TinyViT, fast_cfg, make_toy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -144,7 +144,7 @@ def test_cli_trains_from_yaml_and_result_indexes(tmp_path):
 
     from fashionlens.cli.main import app
 
-    vit, bert = "tests.train.test_strategies:TinyViT", "tests.train.test_strategies:TinyBert"
+    vit, bert = "tests.encoders.test_nn:TinyViT", "tests.encoders.test_nn:TinyBert"
     root = tmp_path / "toy"
     make_toy(root)
     cfg = {**fast_cfg(epochs=2, image_encoder=vit, text_encoder=bert).to_dict(), "catalog": str(root)}

@@ -67,7 +67,7 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
         fit = fit_lora(bases[0], images, tr_i, train.p_left, va_i, val.p_left, cfg, progress)
     enc_cfg = {"base": cfg.encoders[0] if len(cfg.encoders) == 1 else list(cfg.encoders), "base_kwargs": cfg.encoder_kwargs, "mode": cfg.mode,
                "hidden": cfg.hidden, "dropout": cfg.dropout, "triplets_source": triplets.source,
-               "best_val_2afc": fit.best_val_2afc}
+               "best_val_2afc": fit.best_score}
     encoder = PerceptualEncoder(bases, head, enc_cfg, name=f"run:{cfg.out}")
     out = Path(cfg.out)
     encoder.save(out)
@@ -77,7 +77,7 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
         "source": triplets.source, "mode": cfg.mode, "encoders": list(cfg.encoders),
         "n_train": len(train), "n_val": len(val), "n_test": len(test),
         "human_ceiling": before["clean"]["human_ceiling"], "before": before, "after": after,
-        "best_epoch": fit.best_epoch, "best_val_2afc": fit.best_val_2afc, "seconds": fit.seconds,
+        "best_epoch": fit.best_epoch, "best_val_2afc": fit.best_score, "seconds": fit.seconds,
         "history": fit.history,
     }
     write_json(out / "metrics.json", metrics)

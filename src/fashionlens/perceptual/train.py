@@ -7,7 +7,6 @@ model calls the left candidate closer.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fashionlens.encoders.nn import PerceptualHead
+from fashionlens.train.engine import FitConfig, FitResult, fit
 
 
 # ---- losses (pure functions) ------------------------------------------------------------------
@@ -97,15 +97,6 @@ class PerceptualConfig:
         return cls(**data)
 
 
-
-@dataclass
-class FitResult:
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_val_2afc: float
-    seconds: float
-
-
 def _loss_fn(cfg: PerceptualConfig) -> Callable[..., torch.Tensor]:
     if cfg.loss == "hinge":
         return lambda a, b, p: hinge_triplet_loss(a, b, p, cfg.margin)
@@ -117,84 +108,104 @@ def _loss_fn(cfg: PerceptualConfig) -> Callable[..., torch.Tensor]:
 def _vote_2afc(d_l: torch.Tensor, d_r: torch.Tensor, p: np.ndarray) -> float:
     from fashionlens.perceptual.evaluate import two_afc_scores
 
-    return float(two_afc_scores(d_l.numpy(), d_r.numpy(), p).mean())
+    return float(two_afc_scores(d_l.cpu().numpy(), d_r.cpu().numpy(), p).mean())
 
 
-def _early_stop_loop(cfg: PerceptualConfig, module: nn.Module, params: list[nn.Parameter],
-                     n_train: int, step: Callable[[np.ndarray], torch.Tensor],
-                     validate: Callable[[], float], progress: bool) -> FitResult:
-    """Shared epoch loop: AdamW, shuffled batches of triplets, keep the best validation state."""
-    rng = np.random.default_rng(cfg.seed)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    t0 = time.time()
-    module.eval()
-    best = (validate(), -1, {k: v.detach().clone() for k, v in module.state_dict().items()})
-    history = [{"epoch": -1, "train_loss": float("nan"), "val_2afc": best[0]}]
-    epochs: Any = range(cfg.epochs)
-    if progress:
-        from fashionlens.progress import track
+def _fit_config(cfg: PerceptualConfig) -> FitConfig:
+    """The engine's settings for both modes: AdamW at a constant lr, the untuned model's validation
+    2AFC as the score to beat, early stopping on it."""
+    return FitConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, monitor="val_2afc",
+                     patience=cfg.patience, validate_first=True, seed=cfg.seed, description="perceptual training")
 
-        epochs = track(epochs, "perceptual training")
-    for epoch in epochs:
-        module.train()
-        for m in module.modules():  # BatchNorm keeps its pretrained statistics (LoRA on CNNs)
+
+class _TripletTask:
+    """Shuffled batches of training triplets; subclasses embed the images a batch needs."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, module: nn.Module, cfg: PerceptualConfig, train_index: np.ndarray, train_p: np.ndarray,
+                 val_index: np.ndarray, val_p: np.ndarray):
+        self.module, self.cfg, self.loss_fn = module, cfg, _loss_fn(cfg)
+        self.tr_i, self.tr_p = np.asarray(train_index), torch.as_tensor(train_p, dtype=torch.float32)
+        self.va_i, self.va_p = np.asarray(val_index), val_p
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.module.parameters())}]
+
+    def n_batches(self) -> int:
+        return -(-len(self.tr_i) // self.cfg.batch_size)
+
+    def batches(self, epoch: int) -> Any:
+        order = np.random.default_rng(self.cfg.seed + epoch).permutation(len(self.tr_i))
+        return (order[s : s + self.cfg.batch_size] for s in range(0, len(order), self.cfg.batch_size))
+
+    def train_mode(self) -> None:
+        for m in self.module.modules():  # BatchNorm keeps its pretrained statistics (LoRA on CNNs)
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
-        order = rng.permutation(n_train)
-        losses = []
-        for s in range(0, n_train, cfg.batch_size):
-            loss = step(order[s : s + cfg.batch_size])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        module.eval()
-        val = validate()
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_2afc": val})
-        if val > best[0]:
-            best = (val, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
-        elif epoch - best[1] >= cfg.patience:
-            break
-    module.load_state_dict(best[2])
-    module.eval()
-    return FitResult(history, best[1], best[0], time.time() - t0)
+
+    def loss(self, model: nn.Module, b: np.ndarray) -> torch.Tensor:
+        # few distinct images, many triplets: embed each distinct image of the batch once
+        uniq, inv = np.unique(self.tr_i[b], return_inverse=True)
+        emb = self.embed(model, uniq, train=True)
+        d_l, d_r = triplet_distances(emb, torch.as_tensor(inv.reshape(-1, 3)))
+        return self.loss_fn(d_l, d_r, self.tr_p[b].to(d_l.device))
+
+    def validate(self) -> dict[str, float]:
+        uniq, inv = np.unique(self.va_i, return_inverse=True)
+        emb = torch.cat([self.embed(self.module, uniq[s : s + 256], train=False) for s in range(0, len(uniq), 256)])
+        return {"val_2afc": _vote_2afc(*triplet_distances(emb, torch.as_tensor(inv.reshape(-1, 3))), self.va_p)}
+
+    def embed(self, model: nn.Module, images: np.ndarray, train: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _HeadTask(_TripletTask):
+    """A PerceptualHead on frozen features (n_images, n_views, dim): each training draw takes a
+    random view of each image (photometric augmentation); validation uses view 0, the photos as
+    they are."""
+
+    def __init__(self, features: torch.Tensor, *args: Any):
+        super().__init__(*args)
+        self.x = features
+
+    def embed(self, model: nn.Module, images: np.ndarray, train: bool) -> torch.Tensor:
+        idx = torch.as_tensor(images)
+        views = torch.randint(0, self.x.shape[1], idx.shape) if train else torch.zeros_like(idx)
+        return model(self.x[idx, views].to(self.device))
+
+
+class _LoraTask(_TripletTask):
+    """LoRA adapters in a backbone; photos re-augmented at every draw."""
+
+    def __init__(self, encoder: Any, photos: list[Any], *args: Any):
+        super().__init__(*args)
+        self.encoder, self.photos = encoder, photos
+        self.rng = np.random.default_rng(self.cfg.seed + 1)
+
+    def embed(self, model: nn.Module, images: np.ndarray, train: bool) -> torch.Tensor:
+        from fashionlens.encoders.torch_utils import pixel_batch
+        from fashionlens.perceptual.data import photometric
+
+        augment = train and self.cfg.aug_strength > 0
+        ims = [photometric(self.photos[r], self.rng, self.cfg.aug_strength) if augment else self.photos[r]
+               for r in images]
+        return model(pixel_batch(ims, self.encoder.preprocess).to(self.device)).float()
 
 
 def fit_head(features: np.ndarray, train_index: np.ndarray, train_p: np.ndarray,
              val_index: np.ndarray, val_p: np.ndarray, config: PerceptualConfig | None = None,
              progress: bool = False) -> tuple[PerceptualHead, FitResult]:
-    """Fit a PerceptualHead on frozen features (n_images, n_views, dim) or (n_images, dim).
-
-    Each training triplet uses a random view of each of its images (photometric augmentation);
-    validation uses view 0 (the photos as they are).
-    """
+    """Fit a PerceptualHead on frozen features (n_images, n_views, dim) or (n_images, dim)."""
     cfg = config or PerceptualConfig()
     torch.manual_seed(cfg.seed)
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     if x.ndim == 2:
         x = x[:, None]
-    n_img, n_views, dim = x.shape
-    head = PerceptualHead(dim, cfg.hidden, cfg.dropout)
-    loss_fn = _loss_fn(cfg)
-    tr_i, tr_p = torch.as_tensor(train_index), torch.as_tensor(train_p, dtype=torch.float32)
-    va_i = torch.as_tensor(val_index)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    def step(b: np.ndarray) -> torch.Tensor:
-        idx = tr_i[b]
-        rows = idx * n_views + torch.randint(0, n_views, idx.shape, generator=gen)
-        # few distinct images, many triplets: run the head once per distinct (image, view)
-        uniq, inv = torch.unique(rows, return_inverse=True)
-        emb = head(x.reshape(-1, dim)[uniq])
-        return loss_fn(*triplet_distances(emb, inv), tr_p[b])
-
-    @torch.no_grad()
-    def validate() -> float:
-        return _vote_2afc(*triplet_distances(head(x[:, 0]), va_i), val_p)
-
-    return head, _early_stop_loop(cfg, head, list(head.parameters()), len(tr_i), step, validate, progress)
+    head = PerceptualHead(x.shape[2], cfg.hidden, cfg.dropout)
+    task = _HeadTask(x, head, cfg, train_index, train_p, val_index, val_p)
+    result = fit(task, _fit_config(cfg), progress=progress)
+    return head.cpu().eval(), result
 
 
 def fit_lora(encoder: Any, images: list[str], train_index: np.ndarray, train_p: np.ndarray,
@@ -206,8 +217,6 @@ def fit_lora(encoder: Any, images: list[str], train_index: np.ndarray, train_p: 
     from peft import LoraConfig, get_peft_model
 
     from fashionlens.catalog.images import open_image
-    from fashionlens.encoders.torch_utils import pixel_batch
-    from fashionlens.perceptual.data import photometric
 
     cfg = config or PerceptualConfig()
     if not isinstance(getattr(encoder, "model", None), nn.Module):
@@ -215,30 +224,7 @@ def fit_lora(encoder: Any, images: list[str], train_index: np.ndarray, train_p: 
     torch.manual_seed(cfg.seed)
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_targets), bias="none")
-    model = get_peft_model(encoder.model, lcfg)
-    encoder.model = model
-    device = next(model.parameters()).device
+    encoder.model = get_peft_model(encoder.model, lcfg)
     photos = [open_image(p) for p in images]
-    loss_fn = _loss_fn(cfg)
-    rng = np.random.default_rng(cfg.seed + 1)
-    tr_i, tr_p = np.asarray(train_index), torch.as_tensor(train_p, dtype=torch.float32)
-    va_i = torch.as_tensor(val_index)
-
-    def embed(rows: np.ndarray, augment: bool) -> torch.Tensor:
-        ims = [photometric(photos[r], rng, cfg.aug_strength) if augment else photos[r] for r in rows]
-        return model(pixel_batch(ims, encoder.preprocess).to(device)).float().cpu()
-
-    def step(b: np.ndarray) -> torch.Tensor:
-        uniq, inv = np.unique(tr_i[b], return_inverse=True)
-        emb = embed(uniq, cfg.aug_strength > 0)
-        d_l, d_r = triplet_distances(emb, torch.as_tensor(inv.reshape(-1, 3)))
-        return loss_fn(d_l, d_r, tr_p[b])
-
-    @torch.no_grad()
-    def validate() -> float:
-        uniq, inv = np.unique(va_i.numpy(), return_inverse=True)
-        emb = torch.cat([embed(uniq[s : s + 64], False) for s in range(0, len(uniq), 64)])
-        return _vote_2afc(*triplet_distances(emb, torch.as_tensor(inv.reshape(-1, 3))), val_p)
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    return _early_stop_loop(cfg, model, params, len(tr_i), step, validate, progress)
+    task = _LoraTask(encoder, photos, encoder.model, cfg, train_index, train_p, val_index, val_p)
+    return fit(task, _fit_config(cfg), progress=progress)

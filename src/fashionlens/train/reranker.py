@@ -8,7 +8,6 @@ first-stage top-K (hard negatives) with its own photo forced in, cross-entropy o
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from fashionlens.evaluation.metrics import target_ranks, topk
+from fashionlens.train.engine import FitConfig, fit
 
 
 @dataclass
@@ -59,6 +59,34 @@ class PairScorer(nn.Module):
         return self.scale * s0 + self.out(h).view(b, k)
 
 
+class _ListwiseTask:
+    """Each training name against its first-stage candidates: cross-entropy on its own photo."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, module: PairScorer, t: torch.Tensor, im: torch.Tensor, cand: torch.Tensor,
+                 target: torch.Tensor, cfg: RerankerConfig):
+        self.module, self.t, self.im, self.cand, self.target, self.cfg = module, t, im, cand, target, cfg
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.module.parameters())}]
+
+    def n_batches(self) -> int:
+        return -(-len(self.t) // self.cfg.batch_size)
+
+    def batches(self, epoch: int) -> Any:
+        order = torch.as_tensor(np.random.default_rng(self.cfg.seed + epoch).permutation(len(self.t)))
+        return (order[s : s + self.cfg.batch_size] for s in range(0, len(order), self.cfg.batch_size))
+
+    def loss(self, model: nn.Module, b: torch.Tensor) -> torch.Tensor:
+        q, c = self.t[b].to(self.device), self.im[self.cand[b]].to(self.device)
+        scores = model(q, c, (c @ q[:, :, None]).squeeze(-1))
+        return nn.functional.cross_entropy(scores.float(), self.target[b].to(self.device))
+
+    def validate(self) -> None:
+        return None
+
+
 class CrossModalReranker:
     """fit(text_emb, image_emb) on paired training rows; rerank a gallery's top-K for new queries."""
 
@@ -68,40 +96,20 @@ class CrossModalReranker:
     def fit(self, text_emb: np.ndarray, image_emb: np.ndarray, progress: bool = False) -> CrossModalReranker:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
         t = torch.as_tensor(np.asarray(text_emb, dtype=np.float32))
         im = torch.as_tensor(np.asarray(image_emb, dtype=np.float32))
-        k = min(cfg.k, len(im))
-        cand = topk(t.numpy(), im.numpy(), k)
+        cand = topk(t.numpy(), im.numpy(), min(cfg.k, len(im)))
         own = np.arange(len(t))
         missing = ~(cand == own[:, None]).any(1)
         cand[missing, -1] = own[missing]  # the right photo is always among the candidates
-        target = torch.as_tensor((cand == own[:, None]).argmax(1))
-        cand_t = torch.as_tensor(cand)
         self.model_ = PairScorer(t.shape[1], cfg.width, cfg.heads, cfg.layers)
-        opt = torch.optim.AdamW(self.model_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.history_: list[dict[str, float]] = []
-        t0 = time.time()
-        for epoch in range(cfg.epochs):
-            self.model_.train()
-            order = rng.permutation(len(t))
-            losses = []
-            for s in range(0, len(order), cfg.batch_size):
-                b = torch.as_tensor(order[s : s + cfg.batch_size])
-                c = im[cand_t[b]]
-                s0 = (c @ t[b][:, :, None]).squeeze(-1)
-                scores = self.model_(t[b], c, s0)
-                loss = nn.functional.cross_entropy(scores.float(), target[b])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"re-ranker: non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-                opt.step()
-                losses.append(loss.item())
-            self.history_.append({"epoch": epoch, "train_loss": float(np.mean(losses))})
-        self.seconds_ = time.time() - t0
-        self.model_.eval()
+        task = _ListwiseTask(self.model_, t, im, torch.as_tensor(cand),
+                             torch.as_tensor((cand == own[:, None]).argmax(1)), cfg)
+        res = fit(task, FitConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, clip_grad=1.0,
+                                  seed=cfg.seed, description="re-ranker"), progress=progress)
+        self.history_ = [{"epoch": h["epoch"], "train_loss": h["train_loss"]} for h in res.history]
+        self.seconds_ = res.seconds
+        self.model_.cpu().eval()
         return self
 
     @torch.no_grad()

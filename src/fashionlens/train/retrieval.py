@@ -8,9 +8,6 @@ The result is a registry encoder: `create("run:<out>")`.
 
 from __future__ import annotations
 
-import math
-import random
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,15 +22,12 @@ from fashionlens.encoders.base import Encoder
 from fashionlens.encoders.nn import DualEncoder, FeatureTower, build_dual_encoder, embed_rows
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train import losses
+from fashionlens.train.engine import FitConfig, NonFiniteLossError, fit, seed_everything
 from fashionlens.train.runs import RunDir
 from fashionlens.train.sampler import StratifiedBatchSampler
 from fashionlens.utils import text_hash
 
 LOSSES = ("info_nce", "info_nce_supcon", "triplet")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/inf loss; the run stopped and its last good checkpoint is kept."""
 
 
 @dataclass
@@ -132,17 +126,46 @@ def _loss(cfg: RetrievalConfig, model: nn.Module, zi: torch.Tensor, zt: torch.Te
     return losses.cross_modal_batch_hard(zi, zt, cfg.margin) + cfg.label_weight * both
 
 
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+class _RetrievalTask:
+    """Paired (photo, name) batches from the stratified sampler; validation text→image Recall@10."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, cfg: RetrievalConfig, model: DualEncoder, labels: torch.Tensor, train_rows: np.ndarray,
+                 val_rows: np.ndarray):
+        self.cfg, self.module, self.val_rows = cfg, model, val_rows.tolist()
+        self.sampler = StratifiedBatchSampler(labels[train_rows].numpy(), cfg.batch_size, cfg.per_class, cfg.seed)
+        self.loader = torch.utils.data.DataLoader(
+            train_rows.tolist(), batch_sampler=self.sampler,
+            collate_fn=lambda rows: (model.image_tower.inputs(rows), model.text_tower.inputs(rows), labels[rows]))
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+        return [{"params": [p for n, p in named if "_tower." not in n]},  # heads and temperature
+                {"params": [p for n, p in named if "_tower." in n], "lr": self.cfg.tower_lr}]
+
+    def n_batches(self) -> int:
+        return len(self.sampler)
+
+    def batches(self, epoch: int) -> Any:
+        return self.loader
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        xi, xt, y = batch
+        zi, zt = model(xi, xt)
+        with torch.autocast(self.device.type, enabled=False):  # logits in fp32
+            return _loss(self.cfg, self.module, zi.float(), zt.float(), y)
+
+    def validate(self) -> dict[str, float]:
+        zi, zt = embed_rows(self.module, self.val_rows, device=self.device)
+        return {"val_recall@10": float(np.mean(target_ranks(zt, zi, np.arange(len(zi))) < 10))}
 
 
 def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog | None = None,
                     image_encoder: Encoder | None = None, text_encoder: Encoder | None = None,
                     resume: bool = False, progress: bool = True) -> TrainResult:
     """Train, keep the best epoch (validation Recall@10), save it as a `run:<out>` encoder."""
-    from accelerate import Accelerator
+    from accelerate import PartialState
 
     from fashionlens.encoders.finetuned import FinetunedEncoder
     from fashionlens.encoders.registry import create
@@ -157,7 +180,7 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
         from fashionlens.catalog import load_catalog
 
         catalog = load_catalog(cfg.catalog, limit=cfg.limit)
-    _seed(cfg.seed)
+    seed_everything(cfg.seed)
     image_encoder = image_encoder or create(cfg.image_encoder)
     text_encoder = text_encoder or create(cfg.text_encoder)
     model = build_dual_encoder(cfg.to_dict(), image_encoder, text_encoder)
@@ -168,104 +191,31 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
     val_mask = val_rows_by_id(list(catalog.ids), cfg.val_fraction)
     if val_mask.sum() < 5 or (~val_mask).sum() < 10:
         raise ValueError(f"catalog too small to train: {len(catalog)} items ({int(val_mask.sum())} for validation)")
-    train_rows, val_rows = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
     col = cfg.label_column
     raw = catalog.column(col) if col and col in catalog.df.columns else np.arange(len(catalog))
     labels = torch.as_tensor(np.unique(np.asarray(raw).astype(str), return_inverse=True)[1])
-
-    sampler = StratifiedBatchSampler(labels[train_rows].numpy(), cfg.batch_size, cfg.per_class, cfg.seed)
-    loader = torch.utils.data.DataLoader(
-        train_rows.tolist(), batch_sampler=sampler,
-        collate_fn=lambda rows: (model.image_tower.inputs(rows), model.text_tower.inputs(rows), labels[rows]),
-    )
-    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    acc = Accelerator(mixed_precision=cfg.precision, gradient_accumulation_steps=cfg.accumulate, cpu=cpu)
-    heads = [p for n, p in model.named_parameters() if p.requires_grad and "_tower." not in n]
-    towers = [p for n, p in model.named_parameters() if p.requires_grad and "_tower." in n]
-    opt = torch.optim.AdamW([{"params": heads, "lr": cfg.lr}, {"params": towers, "lr": cfg.tower_lr}],
-                            weight_decay=cfg.weight_decay)
-    total = cfg.epochs * max(1, math.ceil(len(sampler) / cfg.accumulate))
-    warm = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-
-    start, step, best, best_epoch, bad = 0, 0, -1.0, -1, 0
-    if resume and run.has_checkpoint("last"):
-        weights, state, opt_state = run.load_checkpoint("last")
-        model.load_trainable_state(weights)
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-        sched.load_state_dict(state["scheduler"])
-        start, step = state["epoch"] + 1, state["step"]
-        best, best_epoch, bad = state["best"], state["best_epoch"], state["bad_epochs"]
-        run.log({"event": "resume", "epoch": start, "step": step})
-    else:
+    task = _RetrievalTask(cfg, model, labels, np.flatnonzero(~val_mask), np.flatnonzero(val_mask))
+    fit_cfg = FitConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="warmup_cosine",
+                        warmup=cfg.warmup, clip_grad=cfg.clip_grad, monitor="val_recall@10", patience=cfg.patience,
+                        seed=cfg.seed, precision=cfg.precision, device=cfg.device, accumulate=cfg.accumulate,
+                        description="retrieval fine-tuning", progress_batches=True)
+    if not (resume and run.has_checkpoint("last")):
         run.write_config(cfg.to_dict())
-    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
-    core: DualEncoder = acc.unwrap_model(model)
-    params = [p for p in core.parameters() if p.requires_grad]
-    t0 = time.time()
-    stopped = "max epochs"
-    for epoch in range(start, cfg.epochs):
-        _seed(cfg.seed + epoch)  # a resumed epoch draws the same dropout/shuffles as an unbroken run
-        loader.set_epoch(epoch)  # accelerate's loader would otherwise restart its epoch count on resume
-        model.train()
-        batch_losses, te = [], time.time()
-        batches = loader
-        if progress:
-            from fashionlens.progress import track
-
-            batches = track(loader, f"epoch {epoch + 1}/{cfg.epochs}")
-        for xi, xt, y in batches:
-            with acc.accumulate(model):
-                with acc.autocast():
-                    zi, zt = model(xi, xt)
-                loss = _loss(cfg, core, zi.float(), zt.float(), y)  # logits in fp32
-                if not torch.isfinite(loss):
-                    run.log({"event": "non_finite_loss", "epoch": epoch, "step": step, "loss": str(loss.item())})
-                    _finish(run, core, cfg, best_epoch)
-                    kept = (f"the last good checkpoint is kept in {run.ckpt / 'last'}" if run.has_checkpoint("last")
-                            else "no epoch had finished, so there is no checkpoint")
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}: training stopped; {kept}. "
-                        f"Resume with a lower lr (now {cfg.lr}, tower_lr {cfg.tower_lr}) or precision 'no'."
-                    )
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    acc.clip_grad_norm_(params, cfg.clip_grad)
-                    step += 1
-                opt.step()
-                sched.step()
-                opt.zero_grad()
-            batch_losses.append(loss.item())
-        zi_v, zt_v = embed_rows(core, val_rows.tolist(), device=acc.device)
-        r10 = float(np.mean(target_ranks(zt_v, zi_v, np.arange(len(val_rows))) < 10))
-        improved = r10 > best
-        best, best_epoch, bad = (r10, epoch, 0) if improved else (best, best_epoch, bad + 1)
-        rec = {"event": "epoch", "epoch": epoch, "step": step, "train_loss": float(np.mean(batch_losses)),
-               "val_recall@10": r10, "lr": sched.get_last_lr()[0], "seconds": round(time.time() - te, 2)}
-        run.log(rec)
-        weights = core.trainable_state()
-        if acc.is_main_process:  # several GPUs: one writer
-            if improved:
-                run.save_checkpoint("best", weights, {"epoch": epoch, "val_recall@10": r10})
-            run.save_checkpoint("last", weights, {"epoch": epoch, "step": step, "best": best,
-                                                  "best_epoch": best_epoch, "bad_epochs": bad,
-                                                  "scheduler": sched.state_dict()}, opt)
-        acc.wait_for_everyone()
-        if bad >= cfg.patience:
-            stopped = f"early stop: no Recall@10 gain for {cfg.patience} epochs"
-            break
-    run.log({"event": "done", "reason": stopped, "best_epoch": best_epoch, "best_val_recall@10": best,
-             "seconds": round(time.time() - t0, 2)})
-    if acc.is_main_process:
-        _finish(run, core, cfg, best_epoch)
-    acc.wait_for_everyone()
-    if not acc.is_main_process:
-        core.load_trainable_state(run.load_checkpoint("best")[0])
-    enc = FinetunedEncoder(core.eval(), cfg.to_dict(), name=f"run:{run.root}")
+    main = PartialState().is_main_process
+    try:
+        res = fit(task, fit_cfg, run, resume=resume, progress=progress,
+                  log=lambda row: run.log({"event": "epoch", **row}) if main else None)
+    except NonFiniteLossError:
+        if main:
+            _finish(run, model, cfg, -1)  # export the best epoch that finished, if any
+        raise
+    run.log({"event": "done", "reason": res.stopped, "best_epoch": res.best_epoch,
+             "best_val_recall@10": res.best_score, "seconds": round(res.seconds, 2)})
+    if main:
+        _finish(run, model, cfg, res.best_epoch)
+    enc = FinetunedEncoder(model.eval(), cfg.to_dict(), name=f"run:{run.root}")
     return TrainResult(enc, run.root, [r for r in run.records() if r.get("event") == "epoch"],
-                       best_epoch, best, time.time() - t0)
+                       res.best_epoch, res.best_score, res.seconds)
 
 
 def _init_from(model: DualEncoder, run: Path) -> None:
