@@ -12,13 +12,14 @@ import codecs
 import csv
 import io
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from fashionlens.catalog.core import CatalogError
+from fashionlens.catalog.core import CatalogError, CatalogWarning
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".pq"}
@@ -44,6 +45,12 @@ class Read:
     format: str
     encoding: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+    def warn(self) -> Read:
+        """Issue the warnings as `CatalogWarning`s, pointing at the caller's caller (the loader's user)."""
+        for w in self.warnings:
+            warnings.warn(w, CatalogWarning, stacklevel=3)
+        return self
 
 
 # ---- text files ---------------------------------------------------------------------------------
@@ -106,11 +113,12 @@ def read_table_file(path: Path, encoding: str | None = None, **kw) -> tuple[pd.D
     return read_csv(path, encoding, **kw)
 
 
-def _header(path: Path) -> list[str]:
+def header(path: Path) -> list[str]:
     """The column names of a CSV file, from its first line only (for detection)."""
     with path.open("rb") as fh:
         first = fh.readline(65536)
-    return next(csv.reader([first.decode("utf-8-sig", errors="replace")]), [])
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    return next(csv.reader([first.decode("utf-8-sig", errors="replace")], delimiter=sep), [])
 
 
 def clean_ids(values: pd.Series) -> list[str]:
@@ -126,7 +134,7 @@ def clean_ids(values: pd.Series) -> list[str]:
     return out
 
 
-def _written(values: pd.Series) -> list[str]:
+def written(values: pd.Series) -> list[str]:
     """Image paths as written in a table ("" where the cell is empty)."""
     return [v.strip() if isinstance(v, str) else "" for v in values]
 
@@ -151,9 +159,9 @@ def read_styles(path: Path, encoding: str | None = None) -> tuple[pd.DataFrame, 
         raise CatalogError(f"{path} line {reader.line_num}: {e}") from None
     if not rows:
         return pd.DataFrame(columns=["id"]), enc, warning
-    header, n = rows[0], len(rows[0])
+    names, n = rows[0], len(rows[0])
     body = [r[: n - 1] + [",".join(r[n - 1 :])] if len(r) > n else r + [""] * (n - len(r)) for r in rows[1:] if r]
-    return pd.DataFrame(body, columns=header, dtype=str), enc, warning
+    return pd.DataFrame(body, columns=names, dtype=str), enc, warning
 
 
 def read_kaggle(path: Path, opts: Options) -> Read:
@@ -188,7 +196,7 @@ def read_table(path: Path, opts: Options) -> Read:
     else:
         df["text"] = ""
         warnings.append(f"{path}: no text column '{text_col}' (set --text-col), so every item's text is empty")
-    df["image"] = _written(df["image"])
+    df["image"] = written(df["image"])
     return Read(_frame(df), path.parent, "table", enc, warnings)
 
 
@@ -238,7 +246,7 @@ def read_visuelle(path: Path, opts: Options) -> Read:
         if c not in raw.columns:
             raw[c] = ""
     attrs = {c: raw[c].fillna("").astype(str) for c in ("season", "category", "color", "fabric")}
-    df = pd.DataFrame({"id": raw["external_code"], "image": _written(raw["image_path"]),
+    df = pd.DataFrame({"id": raw["external_code"], "image": written(raw["image_path"]),
                        "text": (attrs["color"] + " " + attrs["fabric"] + " " + attrs["category"]).str.strip(),
                        **attrs})
     sales = raw[weeks].apply(pd.to_numeric, errors="coerce")
@@ -280,7 +288,7 @@ class Format:
 
 
 def _is_visuelle_table(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() == ".csv" and {"external_code", "image_path"} <= set(_header(p))
+    return p.is_file() and p.suffix.lower() == ".csv" and {"external_code", "image_path"} <= set(header(p))
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (  # detection order: the first that matches reads it

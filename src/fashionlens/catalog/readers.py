@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,6 @@ from fashionlens.catalog import formats
 from fashionlens.catalog.core import (
     Catalog,
     CatalogError,
-    CatalogWarning,
     ImportReport,
     StrictImportError,
 )
@@ -42,9 +40,7 @@ def load_catalog(
     Warnings (a guessed encoding, no text column) are issued as `CatalogWarning` and kept in the report.
     """
     p = Path(path)
-    read = formats.read(p, format, formats.Options(id_col, image_col, text_col, encoding))
-    for w in read.warnings:
-        warnings.warn(w, CatalogWarning, stacklevel=2)
+    read = formats.read(p, format, formats.Options(id_col, image_col, text_col, encoding)).warn()
     df = read.df if limit is None else read.df.head(limit)
     if df.empty:
         raise CatalogError(f"{p}: the catalog is empty")
