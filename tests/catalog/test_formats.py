@@ -100,6 +100,7 @@ def test_per_file_symlinks_load_in_tables_and_label_folders(tmp_path):
     folder = tmp_path / "labelled"
     folder.mkdir()
     (folder / "boots").symlink_to(out, target_is_directory=True)  # a label folder that is a link
+    (out / "loop").symlink_to(out, target_is_directory=True)  # a link cycle is walked once
     cat = load_catalog(folder)
     assert cat.ids == ["boots/1", "boots/2"] and set(cat.column("label")) == {"boots"}
 
@@ -145,6 +146,13 @@ def test_latin1_styles_loads_with_correct_names_and_a_warning(tmp_path):
     assert cat.texts == ["Crème brûlée tee", "Men’s blue tee"]
     assert cat.report.encoding == "cp1252" and "cp1252" in cat.report.warnings[0]
     assert cat.report.to_dict()["encoding"] == "cp1252"
+
+
+def test_utf16_table_from_excel_loads(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "items.tsv").write_bytes("id\timage\ttext\nA\ta.jpg\tBlouse à pois\n".encode("utf-16"))
+    cat = load_catalog(tmp_path / "items.tsv")
+    assert cat.ids == ["A"] and cat.texts == ["Blouse à pois"] and cat.report.encoding == "utf-16"
 
 
 def test_decode_error_names_the_file_and_line(tmp_path):

@@ -88,7 +88,7 @@ def decode(path: Path, encoding: str | None = None) -> tuple[str, str, str | Non
     except UnicodeDecodeError:  # cp1252 leaves 5 bytes undefined; latin-1 decodes any byte
         text, enc = data.decode("latin-1"), "latin-1"
     return text, enc, (f"{path}: not UTF-8 ({where}); read it as {enc}. If names look wrong, "
-                       "save the file as UTF-8 or pass encoding=")
+                       "save the file as UTF-8 or pass load_catalog(..., encoding=...)")
 
 
 def read_csv(path: Path, encoding: str | None = None, **kw) -> tuple[pd.DataFrame, str, str | None]:
