@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fashionlens.catalog import CatalogError
+from fashionlens.catalog import CatalogError, load_catalog
 from fashionlens.cli.sales import app
 from fashionlens.sales.data import (
     detect_layout,
@@ -71,6 +71,27 @@ def test_real_visuelle(shared_data):
     train, test = split_catalog(cat, test_where={"season": ["SS19", "AW19"]})
     assert set(cat.df["season"].iloc[test]) == {"SS19", "AW19"} and len(train) + len(test) == 550
     assert resolve_target(cat, "total").values.sum() > 0
+
+
+def test_sales_and_catalog_read_visuelle_alike_even_with_a_bom(tmp_path):
+    write_visuelle(tmp_path)
+    csv = tmp_path / "sales.csv"
+    csv.write_text("\ufeff" + csv.read_text(), encoding="utf-8")  # as Excel saves "CSV UTF-8"
+    assert detect_layout(tmp_path) == "visuelle" and detect_layout(csv) == "visuelle"
+    sales = load_sales_catalog(tmp_path)
+    assert len(sales) == 36 and sales.df["id"].iloc[0] == "100"
+    cat = load_catalog(tmp_path, check_images=False)
+    assert cat.report.format == "visuelle"
+    assert [i for i in sales.ids if i != "105"] == cat.ids  # 105 has no photo: sales keeps it, a catalog skips it
+    assert sales.select_ids(cat.ids).texts == cat.texts and cat.texts[0] == "red cotton shorts"
+
+
+def test_sales_and_catalog_read_hm_alike(tmp_path):
+    write_hm(tmp_path)
+    sales = load_hm(tmp_path)
+    cat = load_catalog(tmp_path)
+    assert cat.ids == ["0700001000"] and cat.report.n_skipped == 5  # the other 5 have no photo
+    assert sales.select_ids(cat.ids).texts == cat.texts == ["Item 0. A nice thing 0"]
 
 
 def test_hm_fixture_window(tmp_path):

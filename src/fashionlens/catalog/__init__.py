@@ -1,12 +1,21 @@
 """Catalog in: readers, validation, safe image opening."""
 
-from fashionlens.catalog.core import Catalog, ImportIssue, ImportReport, Item
+from fashionlens.catalog.core import (
+    Catalog,
+    CatalogError,
+    CatalogWarning,
+    ImportIssue,
+    ImportReport,
+    Item,
+    StrictImportError,
+)
 from fashionlens.catalog.images import ImageError, open_image
-from fashionlens.catalog.readers import CatalogError, StrictImportError, load_catalog, validate
+from fashionlens.catalog.readers import load_catalog, validate
 
 __all__ = [
     "Catalog",
     "CatalogError",
+    "CatalogWarning",
     "ImageError",
     "ImportIssue",
     "ImportReport",

@@ -13,6 +13,18 @@ import pandas as pd
 CORE_COLUMNS = ("id", "image", "text")
 
 
+class CatalogError(ValueError):
+    """The catalog as a whole cannot be read (missing path, empty, unknown columns)."""
+
+
+class StrictImportError(CatalogError):
+    """Raised by `strict=True` imports at the first bad item."""
+
+
+class CatalogWarning(UserWarning):
+    """The catalog reads, but something about it is probably not what the user meant."""
+
+
 @dataclass
 class Item:
     id: str
@@ -34,6 +46,9 @@ class ImportReport:
     source: str = ""
     n_read: int = 0
     issues: list[ImportIssue] = field(default_factory=list)
+    format: str = ""
+    encoding: str | None = None  # of the table read; None for Parquet and folders
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_skipped(self) -> int:
@@ -59,6 +74,9 @@ class ImportReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
+            "format": self.format,
+            "encoding": self.encoding,
+            "warnings": list(self.warnings),
             "n_read": self.n_read,
             "n_ok": self.n_ok,
             "n_skipped": self.n_skipped,

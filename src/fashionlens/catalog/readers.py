@@ -1,32 +1,32 @@
-"""Catalog readers: Kaggle "Fashion Product Images" layout, any CSV/Parquet, a folder of labelled images."""
+"""Catalog in: `load_catalog` reads any layout of `formats` and `validate`s every item."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 from pathlib import Path
 
 import pandas as pd
 
-from fashionlens.catalog.core import Catalog, ImportReport
+from fashionlens.catalog import formats
+from fashionlens.catalog.core import (
+    Catalog,
+    CatalogError,
+    ImportReport,
+    StrictImportError,
+)
 from fashionlens.catalog.images import ImageError, open_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
-
-
-class CatalogError(ValueError):
-    """The catalog as a whole cannot be read (missing path, empty, unknown columns)."""
-
-
-class StrictImportError(CatalogError):
-    """Raised by `strict=True` imports at the first bad item."""
+__all__ = ["CatalogError", "StrictImportError", "load_catalog", "validate"]
 
 
 def load_catalog(
     path: str | Path,
     *,
+    format: str = "auto",
     id_col: str | None = None,
     image_col: str | None = None,
     text_col: str | None = None,
+    encoding: str | None = None,
     strict: bool = False,
     limit: int | None = None,
     check_images: bool = True,
@@ -34,88 +34,30 @@ def load_catalog(
 ) -> Catalog:
     """Read a catalog, validate every item, skip (and report) the bad ones.
 
-    `path` is a Kaggle-layout folder (styles.csv + images/), a CSV/Parquet table (column mapping via
-    `id_col`/`image_col`/`text_col`), or a folder whose sub-folders are labels.
+    `path` is any layout in `formats.FORMATS` (Kaggle, VISUELLE, H&M folder, CSV/Parquet table with
+    the column mapping `id_col`/`image_col`/`text_col`, folder of labelled photos), detected from the
+    files present unless `format` names one. `encoding` forces the text encoding of the table.
+    Warnings (a guessed encoding, no text column) are issued as `CatalogWarning` and kept in the report.
     """
     p = Path(path)
-    if not p.exists():
-        raise CatalogError(f"catalog path does not exist: {p}")
-    if p.is_dir() and (p / "styles.csv").is_file():
-        df, root = _read_kaggle(p)
-    elif p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq", ".tsv"}:
-        df, root = _read_table(p, id_col or "id", image_col or "image", text_col or "text")
-    elif p.is_dir():
-        df, root = _read_folder(p)
-    else:
-        raise CatalogError(f"{p}: not a catalog (expected a folder or a .csv/.parquet table)")
-    if limit is not None:
-        df = df.head(limit)
+    read = formats.read(p, format, formats.Options(id_col, image_col, text_col, encoding)).warn()
+    df = read.df if limit is None else read.df.head(limit)
     if df.empty:
         raise CatalogError(f"{p}: the catalog is empty")
-    return validate(df, root, source=str(p), strict=strict, check_images=check_images, progress=progress)
+    cat = validate(df, read.root, source=str(p), strict=strict, check_images=check_images, progress=progress)
+    cat.report.format, cat.report.encoding, cat.report.warnings = read.format, read.encoding, read.warnings
+    return cat
 
 
-def _read_kaggle(folder: Path) -> tuple[pd.DataFrame, Path]:
-    """styles.csv (small or full set) + images/<id>.jpg; productDisplayName is the text."""
-    raw = _read_styles(folder / "styles.csv")
-    if "id" not in raw.columns:
-        raise CatalogError(f"{folder / 'styles.csv'}: no 'id' column")
-    df = raw.rename(columns={"productDisplayName": "text"})
-    if "text" not in df.columns:
-        df["text"] = ""
-    df["image"] = [str(folder / "images" / f"{i}.jpg") for i in df["id"]]
-    return _order(df), folder
+def _escapes(image: str, root: str) -> bool:
+    """Whether a written image path leaves `root` (absolute, normalised) lexically.
 
-
-def _read_styles(path: Path) -> pd.DataFrame:
-    """The full Kaggle set has rows with unquoted commas in the name (the last column): glue the
-    spill-over back into it instead of dropping the row."""
-    import csv
-
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return pd.DataFrame(columns=["id"])
-    header, n = rows[0], len(rows[0])
-    body = [r[: n - 1] + [",".join(r[n - 1 :])] if len(r) > n else r + [""] * (n - len(r)) for r in rows[1:] if r]
-    return pd.DataFrame(body, columns=header, dtype=str)
-
-
-def _read_table(path: Path, id_col: str, image_col: str, text_col: str) -> tuple[pd.DataFrame, Path]:
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        raw = pd.read_parquet(path)
-    else:
-        raw = pd.read_csv(path, dtype=str, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    for col, flag in ((id_col, "--id-col"), (image_col, "--image-col")):
-        if col not in raw.columns:
-            raise CatalogError(
-                f"{path}: no column '{col}' (set {flag}); columns are: {', '.join(map(str, raw.columns))}"
-            )
-    df = raw.rename(columns={id_col: "id", image_col: "image"})
-    if text_col in raw.columns:
-        df = df.rename(columns={text_col: "text"})
-    else:
-        df["text"] = ""
-    root = path.parent
-    df["image"] = [str(root / str(v)) if isinstance(v, str) and v else "" for v in df["image"]]
-    return _order(df), root
-
-
-def _read_folder(folder: Path) -> tuple[pd.DataFrame, Path]:
-    rows = []
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-            rel = f.relative_to(folder)
-            label = rel.parts[0] if len(rel.parts) > 1 else ""
-            rows.append({"id": str(rel.with_suffix("")), "image": str(f), "text": label.replace("_", " "), "label": label})
-    return pd.DataFrame(rows, columns=["id", "image", "text", "label"]), folder
-
-
-def _order(df: pd.DataFrame) -> pd.DataFrame:
-    rest = [c for c in df.columns if c not in ("id", "image", "text")]
-    df = df[["id", "image", "text", *rest]].copy()
-    df["id"] = df["id"].astype(str).str.strip()
-    return df
+    Links on disk are followed, so only the written path is judged; a '..' component is refused
+    outright, because after a symlinked folder it does not lead where it reads.
+    """
+    if ".." in Path(image).parts:
+        return True
+    return os.path.isabs(image) and os.path.commonpath([os.path.normpath(image), root]) != root
 
 
 def validate(
@@ -125,17 +67,23 @@ def validate(
     source: str,
     strict: bool = False,
     check_images: bool = True,
+    check_files: bool = True,
     progress: bool = False,
     require_text: bool = True,
 ) -> Catalog:
-    """Drop bad items with a reason each: duplicate id, empty text, path outside root, bad image."""
+    """Drop bad items with a reason each: missing or duplicate id, empty text, path outside root, bad image.
+
+    `image` holds paths relative to `root` (as written in a table) or absolute ones inside it. Photos
+    are decoded with `check_images`; otherwise `check_files` still checks that each one exists.
+    """
     report = ImportReport(source=source, n_read=len(df))
-    root_resolved = root.resolve()
+    root_abs = os.path.abspath(root)
     has_text = df["text"].astype(str).str.strip().ne("").any()
     keep: list[int] = []
+    paths: list[str] = []
     seen: set[str] = set()
 
-    def bad(i: int, item_id: str, reason: str) -> None:
+    def bad(item_id: str, reason: str) -> None:
         if strict:
             raise StrictImportError(f"item {item_id}: {reason}")
         report.add(item_id, reason)
@@ -145,34 +93,38 @@ def validate(
         from fashionlens.progress import track
 
         rows = track(rows, description="validating catalog")  # type: ignore[assignment]
-    ids, texts, images = df["id"].tolist(), df["text"].tolist(), df["image"].tolist()
+    ids, texts, images = formats.clean_ids(df["id"]), df["text"].tolist(), df["image"].tolist()
     for i in rows:
         item_id, text, image = ids[i], texts[i], images[i]
+        image = os.fspath(image).strip() if isinstance(image, str | os.PathLike) else ""
         if not item_id or item_id == "nan":
-            bad(i, f"row {i}", "missing id")
+            bad(f"row {i + 1}", "missing id")  # rows count from 1 after the header
             continue
         if item_id in seen:
-            bad(i, item_id, "duplicate id (first occurrence kept)")
+            bad(item_id, "duplicate id (first occurrence kept)")
             continue
         seen.add(item_id)
         if require_text and has_text and (not isinstance(text, str) or not text.strip()):
-            bad(i, item_id, "empty text")
+            bad(item_id, "empty text")
             continue
         if not image:
-            bad(i, item_id, "no image path")
+            bad(item_id, "no image path")
             continue
-        img = Path(image).resolve()
-        if not img.is_relative_to(root_resolved):
-            bad(i, item_id, f"image path escapes the catalog root: {image}")
+        if _escapes(image, root_abs):
+            bad(item_id, f"image path escapes the catalog root: {image}")
             continue
-        if check_images:
-            reason = _check_image(img)
-            if reason:
-                bad(i, item_id, reason)
-                continue
+        path = os.path.normpath(os.path.join(root_abs, image))  # not resolved: links stay under the root
+        reason = _check_image(path) if check_images else None
+        if reason is None and check_files and not check_images and not os.path.isfile(path):
+            reason = "file not found"
+        if reason:
+            bad(item_id, reason)
+            continue
         keep.append(i)
+        paths.append(path)
     out = df.iloc[keep].copy()
-    out["image"] = [str(Path(v).resolve()) for v in out["image"]]
+    out["id"] = [ids[i] for i in keep]
+    out["image"] = paths
     out["text"] = out["text"].fillna("").astype(str)
     cat = Catalog(out, root=root, report=report)
     if len(cat) == 0:
@@ -180,15 +132,9 @@ def validate(
     return cat
 
 
-def _check_image(path: Path) -> str | None:
+def _check_image(path: str) -> str | None:
     try:
         open_image(path)
     except ImageError as e:
         return str(e).split(": ", 1)[-1]
     return None
-
-
-READERS: dict[str, Callable[..., tuple[pd.DataFrame, Path]]] = {
-    "kaggle": _read_kaggle,
-    "folder": _read_folder,
-}

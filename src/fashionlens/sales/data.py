@@ -8,6 +8,7 @@ their `image` is the path where the photo would be, and image features for them 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,15 @@ import pandas as pd
 from fashionlens.catalog import (
     Catalog,
     CatalogError,
+    CatalogWarning,
     ImageError,
+    formats,
     load_catalog,
     open_image,
     validate,
 )
 
-WEEK_PREFIX = "week_"
+WEEK_PREFIX = formats.WEEK_PREFIX
 LAYOUTS = ("auto", "visuelle", "hm", "listings", "catalog")
 _TRUE = {"1", "true", "yes", "y", "t", "sold"}
 _FALSE = {"0", "false", "no", "n", "f", "unsold", "not sold"}
@@ -47,54 +50,37 @@ def _has_image(paths: list[str]) -> list[bool]:
 
 def _finish(df: pd.DataFrame, root: Path, source: str) -> Catalog:
     df = df.copy()
-    df["has_image"] = _has_image(df["image"].tolist())
+    # no photo: point at a path that cannot exist under the root so the item is kept, photo-less
+    df["image"] = [p or f".no-photo/{i}" for p, i in zip(df["image"], df["id"], strict=True)]
+    df["has_image"] = _has_image([str(root / p) for p in df["image"]])
     rest = [c for c in df.columns if c not in ("id", "image", "text")]
     return validate(df[["id", "image", "text", *rest]], root, source=source, require_text=False,
-                    check_images=False)
+                    check_images=False, check_files=False)
 
 
 def load_visuelle(path: str | Path) -> Catalog:
     """VISUELLE layout: sales.csv (external_code, season, category, color, fabric, image_path, 0..11).
 
-    Adds `week_0..week_11` (units sold in week k after launch), `total` (12-week sum), and from the
-    season code `season_type` (SS/AW) and `year`; the text is "<color> <fabric> <category>".
+    Read by `formats.read_visuelle` (`week_0..week_11`: units sold in week k after launch; the text
+    "<color> <fabric> <category>"), plus `total` (12-week sum) and from the season code
+    `season_type` (SS/AW) and `year`.
     """
     p = Path(path)
-    csv = p / "sales.csv" if p.is_dir() else p
-    if not csv.is_file():
-        raise CatalogError(f"{p}: no VISUELLE sales.csv here")
-    raw = pd.read_csv(csv, dtype={"external_code": str})
-    need = ["external_code", "season", "category", "image_path"]
-    missing = [c for c in need if c not in raw.columns]
-    if missing:
-        raise CatalogError(f"{csv}: not the VISUELLE layout, missing columns {missing}")
-    weeks = sorted((c for c in raw.columns if str(c).isdigit()), key=int)
-    if not weeks:
-        raise CatalogError(f"{csv}: no weekly sales columns named 0, 1, ...")
-    root = csv.parent
-    df = pd.DataFrame({"id": raw["external_code"].astype(str),
-                       "image": [str(root / str(v)) for v in raw["image_path"]]})
-    for c in ("color", "fabric", "category"):
-        if c not in raw.columns:
-            raw[c] = ""
-    df["text"] = (raw["color"].fillna("").astype(str) + " " + raw["fabric"].fillna("").astype(str)
-                  + " " + raw["category"].fillna("").astype(str)).str.strip()
-    for c in ("season", "category", "color", "fabric"):
-        df[c] = raw[c].astype(str)
-    season = raw["season"].astype(str).str.extract(r"^([A-Za-z]+)(\d{2,4})$")
+    read = formats.read_visuelle(p, formats.Options()).warn()
+    df = read.df
+    season = df["season"].str.extract(r"^([A-Za-z]+)(\d{2,4})$")
     df["season_type"] = season[0]
     df["year"] = pd.to_numeric(season[1], errors="coerce").map(lambda y: y + 2000 if y < 100 else y)
-    sales = raw[weeks].apply(pd.to_numeric, errors="coerce")
-    for w in weeks:
-        df[f"{WEEK_PREFIX}{w}"] = sales[w].to_numpy(dtype=float)
-    df["total"] = sales.sum(axis=1, min_count=len(weeks)).to_numpy(dtype=float)
-    return _finish(df, root, str(csv))
+    weeks = [c for c in df.columns if c.startswith(WEEK_PREFIX) and c[len(WEEK_PREFIX):].isdigit()]
+    df["total"] = df[weeks].sum(axis=1, min_count=len(weeks)).to_numpy(dtype=float)
+    return _finish(df, read.root, str(p / "sales.csv" if p.is_dir() else p))
 
 
 def load_hm(path: str | Path, start: str | None = None, end: str | None = None) -> Catalog:
     """H&M layout: articles.csv + transactions_train.csv aggregated over [start, end] (dates, inclusive).
 
-    Per article: `sales` (purchases in the window, 0 if none), `revenue` (sum of prices), `price`
+    Articles are read by `formats.read_hm` (10-digit ids, text "<prod_name>. <detail_desc>"). Per
+    article: `sales` (purchases in the window, 0 if none), `revenue` (sum of prices), `price`
     (mean price paid, NaN if unsold), `sold` (any purchase), `first_sale` (date) and
     `days_to_first_sale` (from the window start). The window defaults to all transactions.
     Photos live at images/<first 3 digits>/<article_id>.jpg; only some exist (`has_image`).
@@ -104,12 +90,10 @@ def load_hm(path: str | Path, start: str | None = None, end: str | None = None) 
     for f in (arts, trans):
         if not f.is_file():
             raise CatalogError(f"{root}: not the H&M layout, {f.name} is missing")
-    a = pd.read_csv(arts, dtype={"article_id": str, "product_code": str})
+    a = formats.read_hm(root, formats.Options()).warn().df
     t = pd.read_csv(trans, dtype={"article_id": str, "customer_id": str}, parse_dates=["t_dat"])
-    for df_, f in ((a, arts), (t, trans)):
-        if "article_id" not in df_.columns:
-            raise CatalogError(f"{f}: no 'article_id' column")
-    a["article_id"] = a["article_id"].str.zfill(10)
+    if "article_id" not in t.columns:
+        raise CatalogError(f"{trans}: no 'article_id' column")
     t["article_id"] = t["article_id"].str.zfill(10)
     lo = pd.Timestamp(start) if start else t["t_dat"].min()
     hi = pd.Timestamp(end) if end else t["t_dat"].max()
@@ -118,14 +102,11 @@ def load_hm(path: str | Path, start: str | None = None, end: str | None = None) 
     t = t[(t["t_dat"] >= lo) & (t["t_dat"] <= hi)]
     agg = t.groupby("article_id").agg(sales=("t_dat", "size"), revenue=("price", "sum"),
                                       price=("price", "mean"), first_sale=("t_dat", "min"))
-    df = a.merge(agg, left_on="article_id", right_index=True, how="left")
+    df = a.merge(agg, left_on="id", right_index=True, how="left")
     df["sales"] = df["sales"].fillna(0).astype(float)
     df["revenue"] = df["revenue"].fillna(0.0)
     df["sold"] = df["sales"] > 0
     df["days_to_first_sale"] = (df["first_sale"] - lo).dt.days.astype(float)
-    df = df.rename(columns={"article_id": "id"})
-    df["image"] = [str(root / "images" / i[:3] / f"{i}.jpg") for i in df["id"]]
-    df["text"] = df.get("prod_name", pd.Series("", index=df.index)).fillna("").astype(str)
     return _finish(df, root, f"{root} (sales {lo.date()}..{hi.date()})")
 
 
@@ -150,17 +131,16 @@ def load_listings(path: str | Path, *, id_col: str = "id", image_col: str = "ima
     p = Path(path)
     if not p.is_file():
         raise CatalogError(f"listings table not found: {p}")
-    raw = pd.read_parquet(p) if p.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(p)
+    raw, _, warning = formats.read_table_file(p)
+    if warning:
+        warnings.warn(warning, CatalogWarning, stacklevel=2)
     for c in (id_col, sold_col):
         if c not in raw.columns:
             raise CatalogError(f"{p}: no column '{c}'; columns are: {', '.join(map(str, raw.columns))}")
     root = p.parent
     df = raw.rename(columns={id_col: "id"})
     df["id"] = df["id"].astype(str)
-    imgs = raw[image_col] if image_col in raw.columns else pd.Series("", index=raw.index)
-    # no photo: point at a path that cannot exist under the root so the item is kept, photo-less
-    df["image"] = [str(root / str(v)) if isinstance(v, str) and v.strip() else str(root / ".no-photo" / str(i))
-                   for v, i in zip(imgs, df["id"], strict=True)]
+    df["image"] = formats.written(raw[image_col]) if image_col in raw.columns else ""
     if image_col in df.columns and image_col != "image":
         df = df.drop(columns=[image_col])
     df["text"] = df.pop(text_col).fillna("").astype(str) if text_col in df.columns else ""
@@ -176,18 +156,13 @@ def load_listings(path: str | Path, *, id_col: str = "id", image_col: str = "ima
 def detect_layout(path: str | Path) -> str:
     """Which importer reads `path`: visuelle, hm, listings or catalog (anything load_catalog reads)."""
     p = Path(path)
-    if p.is_dir():
-        if (p / "sales.csv").is_file():
-            return "visuelle"
-        if (p / "articles.csv").is_file() and (p / "transactions_train.csv").is_file():
-            return "hm"
-        return "catalog"
-    if p.is_file() and p.suffix.lower() in {".csv", ".tsv"}:
-        head = pd.read_csv(p, nrows=0, sep="\t" if p.suffix.lower() == ".tsv" else ",").columns
-        if "external_code" in head and "0" in head:
-            return "visuelle"
-        if "sold" in head:
-            return "listings"
+    if not p.exists():
+        return "catalog"  # load_sales_catalog says that it does not exist
+    fmt = formats.detect_format(p)
+    if fmt == "visuelle" or (fmt == "hm" and (p / "transactions_train.csv").is_file()):
+        return fmt
+    if p.is_file() and p.suffix.lower() in {".csv", ".tsv"} and "sold" in formats.header(p):
+        return "listings"
     return "catalog"
 
 
