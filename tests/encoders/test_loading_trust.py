@@ -16,13 +16,17 @@ from fashionlens.encoders.registry import UntrustedReferenceError, create_from_c
 from tests.tasks.test_categorize import ColourEncoder
 
 
-@pytest.fixture()
-def toy_registered(monkeypatch: pytest.MonkeyPatch) -> str:
-    """`toy-colour` (a numpy two-tower encoder) registered for this test only."""
+def register_toy(monkeypatch: pytest.MonkeyPatch) -> str:
+    """`toy-colour` (a numpy two-tower encoder) registered until the test ends."""
     list_encoders()  # the families register into the real registry first, so restoring it loses none
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register("toy-colour")(ColourEncoder)
     return "toy-colour"
+
+
+@pytest.fixture()
+def toy_registered(monkeypatch: pytest.MonkeyPatch) -> str:
+    return register_toy(monkeypatch)
 
 
 class Payload:
