@@ -112,7 +112,9 @@ def list_encoders() -> list[ModelCard]:
 
 
 def create(name: str, **kwargs: Any) -> Encoder:
-    """Build an encoder by registry name, `module:factory`, or `run:<dir>` (a trained one)."""
+    """Build an encoder by registry name, `module:factory`, or `run:<dir>` (a trained one).
+
+    For names a user passes; names read from a saved folder go through `create_from_config`."""
     _load_families()
     if name.startswith("run:"):
         return load_run_encoder(name[4:])
