@@ -40,7 +40,7 @@ class TinyViT(Encoder):
             torch.manual_seed(0)
             self.model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8,
                                            embed_dim=32, depth=2, num_heads=2, num_classes=0).eval()
-        self.name, self.dim = "tests.encoders.test_nn:TinyViT", 32
+        self.name, self.dim = "tiny-vit", 32  # registered by the `tiny_towers` fixture
         self.preprocess = Preprocess(size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
     def _encode_images(self, images):
@@ -70,7 +70,7 @@ class TinyBert(Encoder):
             cfg = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                              intermediate_size=64, max_position_embeddings=32)
             self.model = BertModel(cfg, add_pooling_layer=False).eval()
-        self.name, self.dim = "tests.encoders.test_nn:TinyBert", 32
+        self.name, self.dim = "tiny-bert", 32
         self._tower = TextTower(self)
 
     def _encode_texts(self, texts):
@@ -125,7 +125,8 @@ def fast_cfg(**kw) -> RetrievalConfig:
     ("frozen", "lora", "info_nce", {}),
     ("lora", "partial", "info_nce", {}),
 ])
-def test_each_strategy_lowers_loss_and_raises_recall(toy, tmp_path, image_strategy, text_strategy, loss, extra):
+def test_each_strategy_lowers_loss_and_raises_recall(toy, tmp_path, tiny_towers, image_strategy, text_strategy, loss,
+                                                     extra):
     from fashionlens.encoders.registry import create
 
     cfg = fast_cfg(image_strategy=image_strategy, text_strategy=text_strategy, loss=loss, **extra)

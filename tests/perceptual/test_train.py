@@ -97,7 +97,7 @@ def test_lora_on_tiny_vit_raises_2afc_and_reloads(patch_triplets, tmp_path):
     from fashionlens.perceptual.train import PerceptualConfig
 
     cfg = PerceptualConfig(
-        out=str(tmp_path / "lora"), encoders=["fashionlens.encoders.perceptual:timm_encoder"],
+        out=str(tmp_path / "lora"), encoders=["timm"],
         encoder_kwargs={**tiny_vit_kwargs(), "device": "cpu"}, mode="lora", lora_r=16, lora_alpha=32,
         lora_dropout=0.0, lr=5e-3, epochs=6, batch_size=128, patience=6, aug_strength=0.5,
         eval_lighting=0, test_size=0.25, val_size=0.2)
@@ -129,7 +129,7 @@ def test_mlp_run_dir_loads_through_create_and_cli_evaluates(patch_triplets, tmp_
     base = tmp_path / "base"
     trip_csv = tmp_path / "t.csv"
     save_triplets(patch_triplets, trip_csv)
-    cfg = {"triplets": str(trip_csv), "out": str(base), "encoders": ["fashionlens.encoders.perceptual:timm_encoder"],
+    cfg = {"triplets": str(trip_csv), "out": str(base), "encoders": ["timm"],
            "encoder_kwargs": {**tiny_vit_kwargs(), "device": "cpu"}, "mode": "mlp", "hidden": 64, "epochs": 15,
            "lr": 3e-3, "n_views": 2, "eval_lighting": 1.5, "loss": "logistic"}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
@@ -143,7 +143,7 @@ def test_mlp_run_dir_loads_through_create_and_cli_evaluates(patch_triplets, tmp_
     assert saved["loss"] == "logistic" and saved["hidden"] == 64
     enc = create(f"run:{base}")
     saved_enc = json.loads((base / "encoder.json").read_text())
-    assert saved_enc["kind"] == "perceptual" and saved_enc["base"] == "fashionlens.encoders.perceptual:timm_encoder"
+    assert saved_enc["kind"] == "perceptual" and saved_enc["base"] == "timm"
     assert "mlp alignment" in enc.card().source
     v = enc.encode_images([patch_triplets.ref[0], patch_triplets.left[0]])
     assert v.shape == (2, enc.dim) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
@@ -162,7 +162,7 @@ def test_ensemble_concatenates_backbones_and_reloads(patch_triplets, tmp_path):
     from fashionlens.perceptual.run import train_perceptual
     from fashionlens.perceptual.train import PerceptualConfig
 
-    name = "fashionlens.encoders.perceptual:timm_encoder"
+    name = "timm"
     cfg = PerceptualConfig(out=str(tmp_path / "ens"), encoders=[name, name],
                            encoder_kwargs={**tiny_vit_kwargs(), "device": "cpu"}, hidden=32, epochs=2,
                            n_views=1, eval_lighting=0)

@@ -139,12 +139,12 @@ def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
         RetrievalConfig(loss="hinge")
 
 
-def test_cli_trains_from_yaml_and_result_indexes(tmp_path):
+def test_cli_trains_from_yaml_and_result_indexes(tmp_path, tiny_towers):
     from typer.testing import CliRunner
 
     from fashionlens.cli.main import app
 
-    vit, bert = "tests.encoders.test_nn:TinyViT", "tests.encoders.test_nn:TinyBert"
+    vit, bert = tiny_towers
     root = tmp_path / "toy"
     make_toy(root)
     cfg = {**fast_cfg(epochs=2, image_encoder=vit, text_encoder=bert).to_dict(), "catalog": str(root)}

@@ -103,29 +103,34 @@ class Categorizer:
         self.config = config or CategorizeConfig()
         self._encoder, self._captioner, self._text_encoder = encoder, captioner, text_encoder
         self.cache_dir, self.progress = cache_dir, progress
+        self._source: Path | None = None  # the categorizer.json a loaded model's names came from
 
     # ---- components, built lazily by name so a loaded model rebuilds them ------------------------
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from fashionlens.encoders.registry import create
-
-            self._encoder = create(self.config.encoder)
+            self._encoder = self._create(self.config.encoder, "config.encoder")
         return self._encoder
 
     @property
     def captioner(self) -> Captioner:
         if self._captioner is None:
-            self._captioner = build_captioner(self.config.encoder)
+            self._captioner = build_captioner(self.config.encoder, self._source)
         return self._captioner
 
     @property
     def text_encoder(self) -> Encoder:
         if self._text_encoder is None:
-            from fashionlens.encoders.registry import create
-
-            self._text_encoder = create(self.config.text_encoder)
+            self._text_encoder = self._create(self.config.text_encoder, "config.text_encoder")
         return self._text_encoder
+
+    def _create(self, name: str, field: str) -> Encoder:
+        """A name the user gave (any encoder) or one read from a saved folder (data only: no code)."""
+        from fashionlens.encoders.registry import create, create_from_config
+
+        if self._source is None:
+            return create(name)
+        return create_from_config(name, source=self._source, field=field, folder=".")  # resolved by load()
 
     # ---- features -----------------------------------------------------------------------------
     def _embed(self, enc: Encoder, images: Catalog | list[Any]) -> np.ndarray:
@@ -344,10 +349,13 @@ class Categorizer:
         write_json(root / "fit_ids.json", self.fit_ids_)
         with atomic_write(root / "train_log.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history_))
+        config = asdict(self.config)
+        for key in ("encoder", "text_encoder"):  # paths relative to this folder: it loads from any cwd
+            config[key] = _record(config[key], root, self.config.method)
         write_json(root / "categorizer.json", {
             "format": FORMAT,
-            "config": asdict(self.config),
-            "encoder": self.config.encoder,
+            "config": config,
+            "encoder": config["encoder"],
             "encoder_fingerprint": None if self.config.method == "caption" else self.encoder.fingerprint(),
             "classes": [str(c) for c in self.classes_],
             "merged_into_other": self.merged_,
@@ -378,8 +386,13 @@ class Categorizer:
             from fashionlens.encoders.registry import load_run_encoder
 
             encoder = load_run_encoder(root / "backbone")
-        self = cls(CategorizeConfig.from_dict(meta["config"]), encoder=encoder, captioner=captioner,
-                   text_encoder=text_encoder, cache_dir=cache_dir)
+        config = CategorizeConfig.from_dict(meta["config"])
+        for key in ("encoder", "text_encoder"):
+            if not isinstance(getattr(config, key), str):
+                raise ValueError(f"{meta_path}: field 'config.{key}' must be an encoder name")
+            setattr(config, key, _resolve(getattr(config, key), root, config.method))
+        self = cls(config, encoder=encoder, captioner=captioner, text_encoder=text_encoder, cache_dir=cache_dir)
+        self._source = meta_path
         self.classes_ = np.asarray(meta["classes"], dtype=object)
         self.merged_ = dict(meta.get("merged_into_other", {}))
         self.hierarchy_ = LabelHierarchy.from_dict(meta.get("hierarchy", {}))
@@ -395,6 +408,25 @@ class Categorizer:
     def _check_fitted(self) -> None:
         if not hasattr(self, "head_"):
             raise RuntimeError("this Categorizer is not fitted yet: call fit(catalog) or Categorizer.load(dir)")
+
+
+def _record(name: str, root: Path, method: str) -> str:
+    """`name` as the folder `root` records it: run dirs (and a caption model folder) relative to it."""
+    from fashionlens.encoders.registry import record_path, record_ref
+
+    if method == "caption" and not name.startswith("run:") and Path(name).is_dir():
+        return record_path(name, root)
+    return record_ref(name, root)
+
+
+def _resolve(name: str, root: Path, method: str) -> str:
+    """The inverse of `_record`: a name recorded in `root`, usable from the working directory."""
+    from fashionlens.encoders.registry import resolve_ref, resolve_run_dir
+
+    if method == "caption" and not name.startswith("run:"):
+        p = resolve_run_dir(name, root)
+        return str(p) if p.is_dir() else name  # a folder, else a registry name
+    return resolve_ref(name, root)
 
 
 def _open_all(images: list[Any]) -> list[Any]:

@@ -331,14 +331,16 @@ class HFCaptioner:
         return out
 
 
-def build_captioner(spec: str) -> Captioner:
-    """A registry encoder name with a `caption` method, or a local transformers captioning folder."""
+def build_captioner(spec: str, source: Path | None = None) -> Captioner:
+    """A registry encoder name with a `caption` method, or a local transformers captioning folder.
+    `source`: the saved file `spec` was read from; then only registered names build (no code)."""
     p = Path(spec)
     if p.is_dir() and (p / "config.json").is_file():
-        return HFCaptioner(p)
-    from fashionlens.encoders.registry import create
+        return HFCaptioner(p)  # weights and configs only: transformers runs no repository code by default
+    from fashionlens.encoders.registry import create, create_from_config
 
-    enc = create(spec)
+    enc = create(spec) if source is None else create_from_config(spec, source=source, field="config.encoder",
+                                                                  folder=".")
     if not isinstance(enc, Captioner):
         raise ValueError(f"encoder '{spec}' cannot write captions (it has no caption(images) method); "
                          "use a BLIP/GIT encoder or a local transformers captioning folder")

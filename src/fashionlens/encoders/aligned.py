@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard
-from fashionlens.encoders.registry import create, register_run_loader
+from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
 from fashionlens.utils import read_json, write_json
 
 
@@ -80,8 +80,8 @@ class AlignedEncoder(Encoder):
         save_file(tensors, str(root / "heads.safetensors.tmp"))
         (root / "heads.safetensors.tmp").replace(root / "heads.safetensors")
         write_json(root / "encoder.json", {
-            "kind": "aligned", "name": self.name, "image_encoder": self.image_base.name,
-            "text_encoder": self.text_base.name, "image_in": self.image_head.skip.in_features,
+            "kind": "aligned", "name": self.name, "image_encoder": record_ref(self.image_base.name, root),
+            "text_encoder": record_ref(self.text_base.name, root), "image_in": self.image_head.skip.in_features,
             "text_in": self.text_head.skip.in_features, **self.config,
         })
 
@@ -92,7 +92,8 @@ def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encod
 
     from fashionlens.encoders.nn import ProjectionHead
 
-    cfg = read_json(root / "encoder.json")
+    cfg_path = Path(root) / "encoder.json"
+    cfg = read_json(cfg_path)
     tensors = load_file(str(root / "heads.safetensors"))
     heads = []
     for prefix, in_key in (("image", "image_in"), ("text", "text_in")):
@@ -101,6 +102,7 @@ def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encod
         heads.append(head)
     config = {k: cfg[k] for k in ("dim", "hidden", "head", "dropout") if k in cfg}
     return AlignedEncoder(
-        image_base or create(cfg["image_encoder"]), text_base or create(cfg["text_encoder"]),
+        image_base or create_from_config(cfg["image_encoder"], source=cfg_path, field="image_encoder"),
+        text_base or create_from_config(cfg["text_encoder"], source=cfg_path, field="text_encoder"),
         heads[0], heads[1], config, name=f"run:{root}",
     )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard, l2_normalize
-from fashionlens.encoders.registry import create, register_run_loader
+from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
 from fashionlens.utils import atomic_write, read_json, write_json
 
 
@@ -89,8 +89,8 @@ def save_finetuned(root: str | Path, model: Any, config: dict[str, Any], best_ep
     with atomic_write(root / "weights.safetensors") as tmp:
         save_file(model.trainable_state(), str(tmp))
     write_json(root / "encoder.json", {
-        "kind": "finetuned", "image_encoder": model.image_tower.encoder.name,
-        "text_encoder": model.text_tower.encoder.name, "best_epoch": best_epoch, "config": config,
+        "kind": "finetuned", "image_encoder": record_ref(model.image_tower.encoder.name, root),
+        "text_encoder": record_ref(model.text_tower.encoder.name, root), "best_epoch": best_epoch, "config": config,
     })
 
 
@@ -102,11 +102,14 @@ def load_finetuned(root: Path, image_base: Encoder | None = None, text_base: Enc
     from fashionlens.encoders.nn import build_dual_encoder
 
     root = Path(root)
-    meta = read_json(root / "encoder.json")
+    meta_path = root / "encoder.json"
+    meta = read_json(meta_path)
     weights = root / "weights.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{root}: weights.safetensors is missing (the run never finished an epoch?)")
     cfg = meta["config"]  # written by RetrievalConfig.to_dict: every key is there
-    model = build_dual_encoder(cfg, image_base or create(meta["image_encoder"]), text_base or create(meta["text_encoder"]))
+    image_base = image_base or create_from_config(meta["image_encoder"], source=meta_path, field="image_encoder")
+    text_base = text_base or create_from_config(meta["text_encoder"], source=meta_path, field="text_encoder")
+    model = build_dual_encoder(cfg, image_base, text_base)
     model.load_trainable_state(load_file(str(weights)))
     return FinetunedEncoder(model, cfg, name=f"run:{root}")

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard, Preprocess
-from fashionlens.encoders.registry import create, register_run_loader
+from fashionlens.encoders.registry import (
+    create_from_config,
+    record_ref,
+    register,
+    register_run_loader,
+    resolve_ref,
+)
 from fashionlens.utils import read_json, write_json
 
 HEAD_FILE = "head.safetensors"
@@ -18,17 +24,21 @@ BACKBONE_FILE = "backbone.safetensors"
 
 class TimmEncoder(Encoder):
     """Pooled features of any timm image model built in code (e.g. a tiny ViT for LoRA tests or a
-    local checkpoint); `create("fashionlens.encoders.perceptual:timm_encoder", arch=..., ...)`."""
+    local checkpoint); `create("timm", arch=..., ...)`."""
 
     modalities = ("image",)
 
-    def __init__(self, model: Any, preprocess: Preprocess, name: str, device: str = "auto", batch_size: int = 32):
+    def __init__(self, model: Any, preprocess: Preprocess, name: str, device: str = "auto", batch_size: int = 32,
+                 spec: str = ""):
         from fashionlens.encoders.torch_utils import resolve_device
 
-        self.name, self.preprocess, self.batch_size = name, preprocess, batch_size
+        self.name, self.preprocess, self.batch_size, self.spec = name, preprocess, batch_size, spec
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.dim = int(model.num_features)
+
+    def fingerprint(self) -> str:  # one registry name, many architectures and seeds: caches must not mix them
+        return f"{super().fingerprint()}|{self.spec}"
 
     def _encode_images(self, images: list[Any]) -> np.ndarray:
         import torch
@@ -39,9 +49,19 @@ class TimmEncoder(Encoder):
             return self.model(pixel_batch(images, self.preprocess).to(self.device)).float().cpu().numpy()
 
 
+TIMM_CARD = ModelCard(
+    name="timm", modalities=("image",), source="any timm architecture built in code (arch=..., timm model kwargs)",
+    licence="Apache-2.0 (timm)", pooling="timm pooling",
+    notes="random init (seed=...) or local weights=FILE.safetensors; no download (tests, local checkpoints)",
+)
+
+
+@register("timm", TIMM_CARD)
 def timm_encoder(arch: str = "vit_tiny_patch16_224", seed: int = 0, weights: str | None = None,
                  size: int | None = None, device: str = "auto", **model_kwargs: Any) -> TimmEncoder:
     """A timm model without a hub download: random init (seeded) or a local safetensors file."""
+    import json
+
     import timm
     import torch
 
@@ -53,7 +73,11 @@ def timm_encoder(arch: str = "vit_tiny_patch16_224", seed: int = 0, weights: str
         model.load_state_dict(load_file(weights))
     img = model_kwargs.get("img_size", size or 224)
     pp = Preprocess(size=int(size or img), resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    return TimmEncoder(model, pp, name=f"timm:{arch}", device=device)
+    spec = json.dumps({"arch": arch, "seed": seed, "size": size, "weights": weights, **model_kwargs}, sort_keys=True,
+                      default=str)
+    if weights is not None:
+        spec += f"@{int(Path(weights).stat().st_mtime)}"  # a retrained file under the same path
+    return TimmEncoder(model, pp, name=f"timm:{arch}", device=device, spec=spec)
 
 
 class PerceptualEncoder(Encoder):
@@ -114,7 +138,9 @@ class PerceptualEncoder(Encoder):
             merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
             self.bases[0].model = merged
             _save(save_file, {k: v.contiguous() for k, v in merged.state_dict().items()}, root / BACKBONE_FILE)
-        write_json(root / "encoder.json", {"kind": "perceptual", "name": self.name, **self.config,
+        base = self.config.get("base", [])
+        base = record_ref(base, root) if isinstance(base, str) else [record_ref(b, root) for b in base]
+        write_json(root / "encoder.json", {"kind": "perceptual", "name": self.name, **self.config, "base": base,
                                            "head": self.head is not None, "in_dim": self.dim})
         self._hash = ""
 
@@ -147,9 +173,10 @@ def load_perceptual(root: Path) -> PerceptualEncoder:
     from fashionlens.encoders.nn import PerceptualHead
 
     root = Path(root)
-    cfg = read_json(root / "encoder.json")
+    cfg_path = root / "encoder.json"
+    cfg = read_json(cfg_path)
     names = cfg["base"] if isinstance(cfg["base"], list) else [cfg["base"]]
-    bases = [create(n, **cfg.get("base_kwargs", {})) for n in names]
+    bases = [create_from_config(n, cfg.get("base_kwargs"), source=cfg_path, field="base") for n in names]
     if cfg.get("mode") == "lora":
         bases[0].model.load_state_dict(load_file(str(root / BACKBONE_FILE)))
         bases[0].model.eval()
@@ -159,4 +186,7 @@ def load_perceptual(root: Path) -> PerceptualEncoder:
         head.load_state_dict(load_file(str(root / HEAD_FILE)))
         head.eval()
     config = {k: v for k, v in cfg.items() if k not in ("kind", "name", "head", "in_dim")}
+    # in memory, names work from the working directory (as a trained encoder's do); save re-records them
+    config["base"] = resolve_ref(cfg["base"], root) if isinstance(cfg["base"], str) else [
+        resolve_ref(n, root) for n in cfg["base"]]
     return PerceptualEncoder(bases, head, config, name=f"run:{root}")

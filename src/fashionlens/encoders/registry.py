@@ -1,9 +1,16 @@
-"""Registry of encoders: `family-size.tag` names, `module:factory` strings, entry points, `run:<dir>`."""
+"""Registry of encoders: `family-size.tag` names, `module:factory` strings, entry points, `run:<dir>`.
+
+Two doors: `create(name, **kwargs)` for names a user passes (command line, Python), which may be
+`module:factory` code; `create_from_config(...)` for names read from a saved folder's files, which
+builds only registered names and `run:` folders of registered kinds, from data (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,7 +32,16 @@ _FAMILY_MODULES = (
     "fashionlens.encoders.resnet",
     "fashionlens.encoders.blip",
     "fashionlens.encoders.git",
+    "fashionlens.encoders.perceptual",
 )
+# Modules holding the built-in run loaders, by the `kind` their encoder.json records. A fixed table:
+# the kind is read from a file, so it must never choose what to import.
+_RUN_MODULES = {
+    "aligned": "fashionlens.encoders.aligned",
+    "finetuned": "fashionlens.encoders.finetuned",
+    "perceptual": "fashionlens.encoders.perceptual",
+    "tuned": "fashionlens.encoders.tuned",
+}
 
 
 class UnknownEncoderError(KeyError):
@@ -33,6 +49,10 @@ class UnknownEncoderError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
+
+
+class UntrustedReferenceError(UnknownEncoderError):
+    """A saved folder's file names something loading may not build: code, an unknown run kind, non-data."""
 
 
 @dataclass
@@ -75,8 +95,14 @@ def _load_families() -> None:
         importlib.import_module(mod)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in _REGISTRY:
-            _REGISTRY[ep.name] = _Entry(lambda _ep=ep, **kw: _ep.load()(**kw),
-                                        ModelCard(name=ep.name, modalities=(), source=ep.value))
+            _REGISTRY[ep.name] = _Entry(_entry_point_factory(ep), ModelCard(name=ep.name, modalities=(), source=ep.value))
+
+
+def _entry_point_factory(ep: metadata.EntryPoint) -> Callable[..., Encoder]:
+    def factory(**kwargs: Any) -> Encoder:  # the plugin is imported on first use, not on listing
+        return ep.load()(**kwargs)
+
+    return factory
 
 
 def list_encoders() -> list[ModelCard]:
@@ -86,7 +112,9 @@ def list_encoders() -> list[ModelCard]:
 
 
 def create(name: str, **kwargs: Any) -> Encoder:
-    """Build an encoder by registry name, `module:factory`, or `run:<dir>` (a trained one)."""
+    """Build an encoder by registry name, `module:factory`, or `run:<dir>` (a trained one).
+
+    For names a user passes; names read from a saved folder go through `create_from_config`."""
     _load_families()
     if name.startswith("run:"):
         return load_run_encoder(name[4:])
@@ -107,6 +135,85 @@ def create(name: str, **kwargs: Any) -> Encoder:
     raise _unknown(name)
 
 
+def create_from_config(name: Any, kwargs: Any = None, *, source: str | Path, field: str,
+                       folder: str | Path | None = None) -> Encoder:
+    """Build the encoder that field `field` of the saved file `source` names, trusting only data.
+
+    Built: a registered name (a built-in family or an installed entry point) with plain-JSON keyword
+    arguments, or `run:<dir>` of a registered run kind, a relative dir resolved against `folder`
+    (default: the folder holding `source`; "." for a name already resolved by `resolve_ref`).
+    Refused (`UntrustedReferenceError` naming the file and field): anything else, `module:factory`
+    above all, which would import and call code chosen by whoever wrote the file.
+    """
+    _load_families()
+    where = f"{source}: field '{field}'"
+    if not isinstance(name, str):
+        raise UntrustedReferenceError(f"{where} must be an encoder name, not {type(name).__name__} {name!r}")
+    kwargs = {} if kwargs is None else kwargs
+    if not isinstance(kwargs, dict):
+        raise UntrustedReferenceError(f"{where}: arguments must be a JSON object, not {type(kwargs).__name__}")
+    _check_data(kwargs, f"{where} arguments")
+    if name.startswith("run:"):  # like create(): a run is rebuilt from its own folder, arguments unused
+        return load_run_encoder(resolve_run_dir(name[4:], Path(source).parent if folder is None else folder))
+    if name not in _REGISTRY:
+        raise UntrustedReferenceError(
+            f"{where} names '{name}', which is not a registered encoder or a run:<dir>; loading a folder "
+            "never imports code named in its files. Pass such an encoder explicitly (in Python, e.g. "
+            "SearchIndex(folder, encoder=create(...))) or install it as a 'fashionlens.encoders' entry point.")
+    try:
+        inspect.signature(_REGISTRY[name].factory).bind(**kwargs)
+    except TypeError as e:
+        raise UntrustedReferenceError(f"{where}: bad arguments for '{name}': {e}") from None
+    return create(name, **kwargs)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_data(value: Any, where: str) -> None:
+    """Plain JSON data only (str/number/bool/null, lists, objects with string keys)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise UntrustedReferenceError(f"{where}: key {k!r} is not a string")
+            _check_data(v, where)
+    elif isinstance(value, list):
+        for v in value:
+            _check_data(v, where)
+    elif not isinstance(value, _JSON_SCALARS):
+        raise UntrustedReferenceError(f"{where}: {type(value).__name__} is not plain JSON data")
+
+
+def record_ref(name: str, folder: str | Path) -> str:
+    """How a saved `folder` records encoder `name`: a relative `run:<dir>` (relative to the working
+    directory) becomes relative to `folder`, so the folder loads from anywhere; others unchanged."""
+    return "run:" + record_path(name[4:], folder) if name.startswith("run:") else name
+
+
+def record_path(path: str | Path, folder: str | Path) -> str:
+    """A working-dir-relative path as `folder` records it: relative to `folder` (absolute stays so)."""
+    if Path(path).is_absolute():
+        return str(path)
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+
+def resolve_run_dir(path: str | Path, folder: str | Path) -> Path:
+    """A run dir recorded in `folder`'s files: absolute as is, relative against `folder`."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    here = Path(os.path.normpath(Path(folder) / p))  # lexical, the inverse of record_ref's relpath
+    if not here.exists() and p.exists():
+        # folders saved before run paths were recorded relative to them hold working-dir-relative paths
+        return p
+    return here
+
+
+def resolve_ref(name: str, folder: str | Path) -> str:
+    """An encoder name read from `folder`'s files, usable from the working directory."""
+    return f"run:{resolve_run_dir(name[4:], folder)}" if name.startswith("run:") else name
+
+
 def check_name(name: str) -> None:
     """Fail fast (before any work) on a name `create` could never resolve."""
     _load_families()
@@ -123,13 +230,18 @@ def _unknown(name: str) -> UnknownEncoderError:
 
 
 def load_run_encoder(path: str | Path) -> Encoder:
-    """Load an encoder saved by fashionlens training (its directory holds encoder.json)."""
+    """Load an encoder saved by fashionlens training (its directory holds encoder.json).
+
+    Only registered run kinds load; the loaders build the encoders a run names through
+    `create_from_config`, so a run folder never runs code, wherever it came from."""
     _load_families()
     root = Path(path)
     cfg_path = require_file(root, "encoder.json", "a fashionlens run")
-    kind = json.loads(cfg_path.read_text())["kind"]
-    if kind not in _RUN_LOADERS:
-        importlib.import_module(f"fashionlens.encoders.{kind}")
-    if kind not in _RUN_LOADERS:
-        raise UnknownEncoderError(f"{root}: unknown trained-encoder kind '{kind}'")
+    cfg = json.loads(cfg_path.read_text())
+    kind = cfg.get("kind") if isinstance(cfg, dict) else None
+    if isinstance(kind, str) and kind not in _RUN_LOADERS and kind in _RUN_MODULES:
+        importlib.import_module(_RUN_MODULES[kind])
+    if not isinstance(kind, str) or kind not in _RUN_LOADERS:
+        known = ", ".join(sorted(set(_RUN_LOADERS) | set(_RUN_MODULES)))
+        raise UntrustedReferenceError(f"{cfg_path}: field 'kind' is {kind!r}, not a registered run kind ({known})")
     return _RUN_LOADERS[kind](root)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard
-from fashionlens.encoders.registry import create, register_run_loader
+from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
 from fashionlens.utils import atomic_write, read_json, write_json
 
 
@@ -70,7 +70,7 @@ class TunedImageEncoder(Encoder):
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / "weights.safetensors") as tmp:
             save_file(self.trainable_state(), str(tmp))
-        write_json(root / "encoder.json", {"kind": "tuned", "base": self.base.name,
+        write_json(root / "encoder.json", {"kind": "tuned", "base": record_ref(self.base.name, root),
                                            "unfreeze_blocks": self.unfreeze_blocks, "image_size": self.preprocess.size})
         return root
 
@@ -81,11 +81,13 @@ def load_tuned(root: Path, base: Encoder | None = None) -> TunedImageEncoder:
     from safetensors.torch import load_file
 
     root = Path(root)
-    meta = read_json(root / "encoder.json")
+    meta_path = root / "encoder.json"
+    meta = read_json(meta_path)
     weights = root / "weights.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{root}: weights.safetensors is missing")
-    enc = TunedImageEncoder(base or create(meta["base"]), meta["unfreeze_blocks"], meta.get("image_size"))
+    base = base or create_from_config(meta["base"], source=meta_path, field="base")
+    enc = TunedImageEncoder(base, meta["unfreeze_blocks"], meta.get("image_size"))
     enc.load_trainable_state(load_file(str(weights)))
     enc.name = f"run:{root}"
     return enc

@@ -37,7 +37,7 @@ class BuildConfig:
 def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = None,
                 progress: bool = True) -> SearchIndex:
     """Embed, align (when the encoder lacks a text tower in its image space), index and save."""
-    from fashionlens.encoders.registry import create
+    from fashionlens.encoders.registry import create, record_ref
 
     cfg = config or BuildConfig()
     out = Path(out)
@@ -45,7 +45,7 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     base = create(cfg.encoder)
     info: dict[str, Any] = {"format": INDEX_FORMAT, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if {"image", "text"} <= set(base.modalities):
-        encoder, encoder_ref = base, cfg.encoder
+        encoder, encoder_ref = base, record_ref(cfg.encoder, out)
         vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
     else:
         encoder, history = align_encoders(base, create(cfg.text_encoder), catalog, out / "encoder", cfg, progress)
@@ -105,17 +105,18 @@ class SearchIndex:
     def encoder(self) -> Encoder:
         """The index's own encoder, loaded on first use."""
         if self._encoder is None:
-            from fashionlens.encoders.registry import create
+            from fashionlens.encoders.registry import create_from_config
 
-            ref = self.info["encoder"]
-            if ref.startswith("run:") and not Path(ref[4:]).is_absolute():
-                ref = f"run:{self.folder / ref[4:]}"
-            self._encoder = create(ref)
+            self._encoder = create_from_config(self.info.get("encoder"), source=self.folder / "index.json",
+                                               field="encoder")
         return self._encoder
 
     def check_encoder(self, name: str | None) -> None:
         """A query encoder other than the index's gives a clear error (the spaces differ)."""
-        if name and name not in (self.info["encoder"], self.info.get("encoder_name")):
+        from fashionlens.encoders.registry import resolve_ref
+
+        recorded = str(self.info.get("encoder"))
+        if name and name not in (recorded, resolve_ref(recorded, self.folder), self.info.get("encoder_name")):
             raise ValueError(
                 f"index {self.folder} was built with encoder '{self.info.get('encoder_name')}', "
                 f"not '{name}': its vectors live in another space. Rebuild with --encoder {name} or drop --encoder."
