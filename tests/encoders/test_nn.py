@@ -19,7 +19,7 @@ from fashionlens.encoders.nn import (
     find_blocks,
     freeze_all_but_last,
 )
-from fashionlens.train.retrieval import RetrievalConfig, train_retrieval
+from fashionlens.train.retrieval import RetrievalConfig, bind_towers, train_retrieval
 from fashionlens.train.sampler import StratifiedBatchSampler
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), "yellow": (230, 220, 30),
@@ -135,9 +135,9 @@ def test_each_strategy_lowers_loss_and_raises_recall(toy, tmp_path, tiny_towers,
     assert losses[-1] < losses[0]
     # the trained model vs. the same architecture untrained: recall over the whole toy gallery
     from fashionlens.encoders.finetuned import FinetunedEncoder
-    from fashionlens.train.retrieval import build_model
+    from fashionlens.encoders.nn import build_dual_encoder
 
-    init = FinetunedEncoder(build_model(cfg, TinyViT(), TinyBert()), cfg.to_dict())
+    init = FinetunedEncoder(build_dual_encoder(cfg.to_dict(), TinyViT(), TinyBert()), cfg.to_dict())
     assert recall10(res.encoder, toy) > recall10(init, toy) + 0.1
     # the run is a registry encoder that gives the same vectors after reloading
     loaded = create(f"run:{res.out}")
@@ -156,8 +156,7 @@ def test_lora_trains_only_adapters(toy):
     assert trainable and all("lora_" in n for n in trainable)
     assert any(n.endswith(("query.lora_A.default.weight",)) for n in trainable)
     model = DualEncoder(FeatureTower(TinyViT(), "image"), tower, dim=16, hidden=32)
-    model.image_tower.bind(toy)
-    model.text_tower.bind(toy)
+    bind_towers(model, toy, cache_dir=None, progress=False)
     base_before = {n: p.detach().clone() for n, p in tower.named_parameters() if not p.requires_grad}
     lora_before = {n: p.detach().clone() for n, p in tower.named_parameters() if p.requires_grad}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
