@@ -59,10 +59,23 @@ def test_per_class_and_averages_match_references(preds):
     assert (m["weighted_precision"], m["weighted_recall"], m["weighted_f1"]) == pytest.approx((pr, rc, f1))
 
 
-def test_macro_ignores_classes_absent_from_truth_and_predictions():
-    m = classification_metrics([0, 0, 1], [0, 0, 1], ["a", "b", "never"])
-    assert m["macro_f1"] == 1.0
+def test_macro_runs_over_truth_classes_and_lists_predicted_absent_ones():
+    t = [0, 0, 1, 1]
+    p = [0, 2, 1, 1]  # class 2 is predicted once but never occurs in the test truth
+    m = classification_metrics(t, p, ["a", "b", "ghost", "never"])
+    ref = np.mean([_slow_prf(t, p, c)[2] for c in (0, 1)])
+    assert m["macro_f1"] == pytest.approx(ref)  # scikit-learn's union default would average in ghost's 0
+    assert m["macro_f1"] > f1_score(t, p, average="macro", zero_division=0)
     assert [r["label"] for r in m["per_class"]] == ["a", "b"]
+    assert m["predicted_absent"] == [{"label": "ghost", "predicted": 1}]
+
+
+def test_rare_classes_are_flagged_with_their_support():
+    t = np.r_[np.zeros(50, int), np.ones(5, int)]
+    m = classification_metrics(t, t, ["common", "rare"])
+    rows = {r["label"]: r for r in m["per_class"]}
+    assert rows["rare"]["rare"] and rows["rare"]["support"] == 5 and not rows["common"]["rare"]
+    assert m["warnings"] and "rare" in m["warnings"][0] and "fewer than 20" in m["warnings"][0]
 
 
 def test_topk_accuracy_matches_reference():

@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from fashionlens.evaluation.regression import (
-    classification_metrics,
+    binary_metrics,
     mae,
     r2,
     regression_metrics,
@@ -40,10 +40,10 @@ def test_regression_metrics_match_slow_reference():
         mae(y, p[:5])
 
 
-def test_classification_metrics_match_slow_reference():
+def test_binary_metrics_match_slow_reference():
     y = np.array([0, 0, 1, 1, 1, 0])
     s = np.array([0.1, 0.6, 0.7, 0.4, 0.9, 0.2])
-    m = classification_metrics(y, s)
+    m = binary_metrics(y, s)
     pos, neg = s[y == 1], s[y == 0]
     auc = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
     pred = s >= 0.5
@@ -104,7 +104,7 @@ def test_classifier_and_weekly_curve(model):
     sold = (y > np.median(y)).astype(int)
     clf = SalesClassifier(model=model, pca=None).fit(X[:180], sold[:180])
     proba = clf.predict_proba(X[180:])[:, 1]
-    assert classification_metrics(sold[180:], proba)["roc_auc"] > (0.65 if model == "knn" else 0.8)
+    assert binary_metrics(sold[180:], proba)["roc_auc"] > (0.65 if model == "knn" else 0.8)
     curve = np.column_stack([y * w for w in (0.5, 0.3, 0.2)])  # a 3-week curve
     reg = SalesRegressor(model=model, pca=None).fit(X[:180], curve[:180])
     assert reg.predict(X[180:]).shape == (60, 3)

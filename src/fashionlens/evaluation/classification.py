@@ -12,37 +12,30 @@ from typing import Any
 import numpy as np
 
 
+RARE_SUPPORT = 20  # below this many test items a class's precision/recall is too noisy to read alone
+
+
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) int64 counts; rows are true classes, columns predicted ones."""
-    t = np.asarray(y_true, dtype=np.int64)
-    p = np.asarray(y_pred, dtype=np.int64)
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    t, p = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} items but y_pred has {p.size}")
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (t, p), 1)
-    return cm
-
-
-def precision_recall_f1(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class precision, recall, F1 and support from a confusion matrix (0 where undefined)."""
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return precision, recall, f1, support
+    return sk_confusion(t, p, labels=np.arange(n_classes)).astype(np.int64)
 
 
 def topk_accuracy(y_true: Sequence[int], proba: np.ndarray, k: int = 5) -> float:
     """Share of rows whose true class is among the k highest scores."""
+    from sklearn.metrics import top_k_accuracy_score
+
     t = np.asarray(y_true, dtype=np.int64)
     if len(t) == 0:
         return float("nan")
     k = min(k, proba.shape[1])
-    top = np.argpartition(-proba, k - 1, axis=1)[:, :k]
-    return float((top == t[:, None]).any(axis=1).mean())
+    if k == proba.shape[1]:
+        return 1.0
+    return float(top_k_accuracy_score(t, proba, k=k, labels=np.arange(proba.shape[1])))
 
 
 def classification_metrics(
@@ -51,21 +44,28 @@ def classification_metrics(
     labels: Sequence[str],
     proba: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, top-5, macro/weighted P/R/F1 and a per-class table.
+    """Accuracy, top-5, macro/weighted P/R/F1, a per-class table and warnings (scikit-learn).
 
-    Macro averages run over the classes that occur in y_true or y_pred (scikit-learn's default),
-    so a class the model never predicts and never meets does not dilute them.
+    Macro averages run over the classes present in the test truth: a class the test set lacks says
+    nothing about recall. Classes it lacks but the model predicted are listed under
+    `predicted_absent` (their false alarms already lower the precision of nothing measured, so they
+    are shown, not averaged). Classes with fewer than RARE_SUPPORT test items are flagged `rare`.
     """
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    t, pr = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     n_classes = len(labels)
-    cm = confusion_matrix(y_true, y_pred, n_classes)
-    p, r, f1, support = precision_recall_f1(cm)
-    present = (support > 0) | (cm.sum(axis=0) > 0)
-    n = int(cm.sum())
-    w = support / n if n else np.zeros_like(p)
+    every = np.arange(n_classes)
+    p, r, f1, support = precision_recall_fscore_support(t, pr, labels=every, zero_division=0)
+    n_pred = np.bincount(pr, minlength=n_classes)[:n_classes]
+    present = support > 0
+    n = int(len(t))
+    w = support / n if n else np.zeros(n_classes)
+    rare = [str(labels[i]) for i in every if 0 < support[i] < RARE_SUPPORT]
     out: dict[str, Any] = {
         "n": n,
-        "accuracy": float(np.trace(cm) / n) if n else float("nan"),
-        "top5_accuracy": topk_accuracy(y_true, proba, 5) if proba is not None else None,
+        "accuracy": float(accuracy_score(t, pr)) if n else float("nan"),
+        "top5_accuracy": topk_accuracy(t, proba, 5) if proba is not None else None,
         "macro_precision": float(p[present].mean()) if present.any() else float("nan"),
         "macro_recall": float(r[present].mean()) if present.any() else float("nan"),
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
@@ -74,9 +74,13 @@ def classification_metrics(
         "weighted_f1": float((f1 * w).sum()),
         "per_class": [
             {"label": str(labels[i]), "precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
-             "support": int(support[i])}
-            for i in range(n_classes) if present[i]
+             "support": int(support[i]), "predicted": int(n_pred[i]), "rare": bool(support[i] < RARE_SUPPORT)}
+            for i in every if present[i]
         ],
+        "predicted_absent": [{"label": str(labels[i]), "predicted": int(n_pred[i])}
+                             for i in every if not present[i] and n_pred[i] > 0],
+        "warnings": [f"{len(rare)} class(es) have fewer than {RARE_SUPPORT} test items, so their precision "
+                     f"and recall are noisy: {', '.join(rare[:10])}{' ...' if len(rare) > 10 else ''}"] if rare else [],
     }
     return out
 

@@ -48,7 +48,7 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
             "rmse": rmse(y_true, y_pred), "r2": r2(y_true, y_pred)}
 
 
-def classification_metrics(y_true, proba, threshold: float = 0.5) -> dict[str, float]:
+def binary_metrics(y_true, proba, threshold: float = 0.5) -> dict[str, float]:
     """Accuracy and F1 at `threshold`, ROC AUC of the scores (nan when one class is missing)."""
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 

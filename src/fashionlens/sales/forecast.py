@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fashionlens.catalog import Catalog
-from fashionlens.evaluation.regression import classification_metrics, regression_metrics
+from fashionlens.evaluation.regression import binary_metrics, regression_metrics
 from fashionlens.evaluation.statistics import paired_bootstrap, permutation_test
 from fashionlens.sales.data import (
     detect_layout,
@@ -208,7 +208,7 @@ def item_losses(y: np.ndarray, pred: np.ndarray, metric: str) -> tuple[np.ndarra
 
 
 def _metrics(target: Target, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    return regression_metrics(y, pred) if target.task == "regression" else classification_metrics(y, pred)
+    return regression_metrics(y, pred) if target.task == "regression" else binary_metrics(y, pred)
 
 
 def baselines(target: Target, X_train: pd.DataFrame, X_test: pd.DataFrame, y_train: np.ndarray,
