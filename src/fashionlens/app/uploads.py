@@ -15,7 +15,7 @@ from fashionlens.catalog import ImageError, open_image
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000  # a 5000 x 5000 photo; larger ones are refused before decoding
-# Longest side an upload is decoded to: >= 2x the input of every encoder in the zoo (160-518 px), so
+# Longest side an upload is decoded to: >= 2x the input of every encoder in the zoo (160-384 px), so
 # the encoder's own resize works as from the original; 4 MB of pixels instead of up to 100 MB.
 UPLOAD_SIDE = 1024
 # Decodes run at once per server process (see Served.decode_upload): each briefly holds the decoded
