@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from fashionlens.app.uploads import decode_image, read_limited
+from fashionlens.app.uploads import read_limited
 from fashionlens.search.filters import parse_filters
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -107,4 +107,4 @@ def _label(model: Any) -> str | None:
 
 async def _image(s: Any, file: UploadFile):
     data = await read_limited(file, s.max_bytes)
-    return await run_in_threadpool(decode_image, data, file.filename or "upload", s.max_pixels)
+    return await s.decode_upload(data, file.filename or "upload")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 
-from fashionlens.app.uploads import MAX_BYTES, MAX_PIXELS, UploadError
+from fashionlens.app.uploads import (
+    MAX_BYTES,
+    MAX_DECODES,
+    MAX_PIXELS,
+    UPLOAD_SIDE,
+    UploadError,
+    decode_image,
+)
 
 HERE = Path(__file__).parent
 THUMB_SIZE = 256  # longest side of a served thumbnail
@@ -38,18 +47,21 @@ class Served:
 
     Torch modules and HF tokenizers are not safe to call from several threads at once, so every
     model call goes through `self.lock`; index look-ups (numpy/faiss, read-only) run outside it.
+    Uploads are decoded outside it, on a pool of `max_decodes` threads (see `decode_upload`).
     """
 
     def __init__(self, indexes: dict[str, Any], categorizers: dict[str, Any] | None = None,
                  captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-                 query_cache: int = 1024, optimize: bool = True):
+                 query_cache: int = 1024, optimize: bool = True, upload_side: int = UPLOAD_SIDE,
+                 max_decodes: int = MAX_DECODES):
         if not indexes:
             raise ValueError("nothing to serve: give at least one index directory")
         self.indexes = indexes
         self.categorizers = categorizers or {}
         self.captioner = captioner
-        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+        self.max_bytes, self.max_pixels, self.upload_side = max_bytes, max_pixels, upload_side
         self.lock = threading.Lock()
+        self._decoder = ThreadPoolExecutor(max_decodes, thread_name_prefix="fashionlens-decode")
         self._cache_lock = threading.Lock()  # guards the query cache and the pending-query queues
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._queries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -74,6 +86,21 @@ class Served:
         if name not in self.categorizers:
             raise HTTPException(404, f"unknown categorizer '{name}'; served: {', '.join(self.categorizers)}")
         return name, self.categorizers[name]
+
+    # ---- uploads ------------------------------------------------------------------------------
+    async def decode_upload(self, data: bytes, name: str) -> Image.Image:
+        """An upload validated and decoded as RGB, at most `upload_side` px on its longer side.
+
+        A decode briefly holds the decoded pixels (100 MB for a 25 MP PNG, however small the file), so
+        only `max_decodes` run at once, each on one of this pool's threads: the other requests wait in
+        the event loop holding just their bytes. A semaphore over the request threads would cap the
+        decodes too, but each of 32 threads then keeps its own malloc arena of freed 100 MB buffers
+        (measured, 32 RGB 5000 px PNGs at once: +1.8 GB RSS that way, +0.3 GB on this pool; see
+        docs/reliability.md). Decoding is CPU-bound, so more at once would not finish sooner.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoder, decode_image, data, name, self.max_pixels,
+                                          self.upload_side)
 
     # ---- model calls (locked) -----------------------------------------------------------------
     def search_text(self, index_name: str, query: str, k: int, mask: np.ndarray | None = None
@@ -211,12 +238,14 @@ def _unique(name: str, i: int, dirs: Sequence[Any]) -> str:
 def create_app(index_dirs: Sequence[str | Path] = (), categorizer_dirs: Sequence[str | Path] = (), *,
                indexes: dict[str, Any] | None = None, categorizers: dict[str, Any] | None = None,
                captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+               upload_side: int = UPLOAD_SIDE, max_decodes: int = MAX_DECODES,
                warm_up: bool = True, optimize: bool = True) -> FastAPI:
     """The FastAPI app. Directories are loaded here, once, and every model is run once (`warm_up`)
     so no request pays for loading. Ready objects may be injected as well: `indexes={"name":
     SearchIndex}`, `categorizers={"name": obj with predict_top(images, k)}`, `captioner` = anything
     with `caption(images) -> list[str]`, or a captioner's registry name / local folder. `optimize`:
-    encode requests with each encoder's `for_serving()` version (e.g. ONNX Runtime text towers)."""
+    encode requests with each encoder's `for_serving()` version (e.g. ONNX Runtime text towers).
+    Uploads: at most `max_bytes` and `max_pixels`, decoded to `upload_side` px, `max_decodes` at once."""
     from fashionlens.app import api, web
 
     loaded_idx, loaded_cats = load_dirs(index_dirs, categorizer_dirs)
@@ -225,7 +254,8 @@ def create_app(index_dirs: Sequence[str | Path] = (), categorizer_dirs: Sequence
 
         captioner = build_captioner(captioner)
     served = Served(loaded_idx | (indexes or {}), loaded_cats | (categorizers or {}), captioner,
-                    max_bytes=max_bytes, max_pixels=max_pixels, optimize=optimize)
+                    max_bytes=max_bytes, max_pixels=max_pixels, optimize=optimize, upload_side=upload_side,
+                    max_decodes=max_decodes)
     if warm_up:
         served.warm_up()
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-
 RARE_SUPPORT = 20  # below this many test items a class's precision/recall is too noisy to read alone
 
 
