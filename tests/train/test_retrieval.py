@@ -133,7 +133,7 @@ def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
     cfg = RetrievalConfig.from_yaml(p)
     assert cfg.epochs == 2 and cfg.text_strategy == "lora"
     p.write_text(yaml.safe_dump({"epoch": 2}))
-    with pytest.raises(ValueError, match="unknown config keys: epoch"):
+    with pytest.raises(ValueError, match=r"unknown RetrievalConfig key\(s\) epoch"):
         RetrievalConfig.from_yaml(p)
     with pytest.raises(ValueError, match="unknown loss"):
         RetrievalConfig(loss="hinge")

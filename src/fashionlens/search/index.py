@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
+from fashionlens.config import Config
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.index.base import make_index, open_index
@@ -22,7 +23,7 @@ INDEX_FORMAT = 1
 
 
 @dataclass
-class BuildConfig:
+class BuildConfig(Config):
     """How `build_index` turns a catalog into a searchable index directory."""
 
     encoder: str = DEFAULT_IMAGE_ENCODER

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+
+from fashionlens.config import Config
 
 
 @dataclass
-class AlignConfig:
+class AlignConfig(Config):
     """Defaults measured on Myntra (docs/benchmarks.md)."""
 
     dim: int = 256
@@ -23,6 +24,3 @@ class AlignConfig:
     val_fraction: float = 0.1
     patience: int = 6
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashionlens.config import Config
 from fashionlens.train.runs import RunDir
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -31,7 +32,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 @dataclass
-class FitConfig:
+class FitConfig(Config):
     """How `fit` trains; each task fills it from its own config."""
 
     epochs: int = 10

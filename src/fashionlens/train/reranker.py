@@ -8,7 +8,7 @@ first-stage top-K (hard negatives) with its own photo forced in, cross-entropy o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashionlens.config import Config
 from fashionlens.evaluation.metrics import target_ranks, topk
 from fashionlens.train.engine import FitConfig, fit
 
 
 @dataclass
-class RerankerConfig:
+class RerankerConfig(Config):
     k: int = 20
     width: int = 64
     heads: int = 4
@@ -144,7 +145,7 @@ class CrossModalReranker:
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / "reranker.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(tmp))
-        write_json(root / "reranker.json", {"config": asdict(self.config), "dim": self.model_.q.in_features})
+        write_json(root / "reranker.json", {"config": self.config.to_dict(), "dim": self.model_.q.in_features})
 
     @classmethod
     def load(cls, path: str | Path) -> CrossModalReranker:
@@ -154,7 +155,7 @@ class CrossModalReranker:
 
         root = Path(path)
         meta: dict[str, Any] = read_json(root / "reranker.json")
-        self = cls(RerankerConfig(**meta["config"]))
+        self = cls(RerankerConfig.from_dict(meta["config"], str(root / "reranker.json")))
         c = self.config
         self.model_ = PairScorer(meta["dim"], c.width, c.heads, c.layers)
         self.model_.load_state_dict(load_file(str(root / "reranker.safetensors")))

@@ -8,7 +8,7 @@ The result is a registry encoder: `create("run:<out>")`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fashionlens.catalog.core import Catalog
+from fashionlens.config import Config
 from fashionlens.embed import DEFAULT_CACHE
 from fashionlens.encoders.base import Encoder
 from fashionlens.encoders.nn import DualEncoder, FeatureTower, build_dual_encoder, embed_rows
@@ -31,7 +32,7 @@ LOSSES = ("info_nce", "info_nce_supcon", "triplet")
 
 
 @dataclass
-class RetrievalConfig:
+class RetrievalConfig(Config):
     """Everything a retrieval fine-tuning run needs; saved as the run's config.yaml."""
 
     catalog: str | None = None  # catalog path (CLI/YAML); Python callers may pass a Catalog instead
@@ -76,29 +77,6 @@ class RetrievalConfig:
             raise ValueError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSSES)})")
         if self.accumulate < 1 or self.epochs < 1 or self.batch_size < 2:
             raise ValueError("accumulate and epochs must be >= 1 and batch_size >= 2")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RetrievalConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> RetrievalConfig:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file {p} not found")
-        data = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{p}: expected a mapping of config keys")
-        return cls.from_dict(data)
 
 
 @dataclass
