@@ -122,7 +122,7 @@ class SearchIndex:
         problem = None
         if n_cat != n_rows:
             problem = f"catalog.parquet has {n_cat} rows but the index has {n_rows} (ids.npy / vectors.npy)"
-        elif list(self.catalog.ids) != [str(i) for i in self.index.ids]:
+        elif not np.array_equal(self.catalog.df["id"].to_numpy(dtype=str), self.index.ids):
             problem = "catalog.parquet and the index list different item ids (ids.npy)"
         elif self.info.get("n_items", len(self.index)) != len(self.index):
             problem = f"index.json says {self.info['n_items']} items but the index holds {len(self.index)}"
