@@ -188,11 +188,11 @@ def _verify(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         manifest = read_json(mpath)
-        files = manifest["files"]
+        files = {str(k): (int(v["size"]), str(v["blake2b"])) for k, v in manifest["files"].items()}
         manifest["written"] = float(manifest["written"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise FolderError(f"{mpath}: unreadable manifest ({e})") from e
-    for name, want in files.items():
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise FolderError(f"{mpath}: unreadable manifest ({e!r})") from e
+    for name, (want_size, want_hash) in files.items():
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
             raise FolderError(f"{mpath}: lists a file outside the folder ({name!r})")
@@ -200,8 +200,8 @@ def _verify(folder: Path) -> dict[str, Any] | None:
         if not f.is_file():
             raise FolderError(f"{f}: missing (the manifest lists it); the folder is incomplete")
         size = f.stat().st_size
-        if size != want["size"]:
-            raise FolderError(f"{f}: {size} bytes, the manifest says {want['size']} (truncated or from another build)")
-        if size <= HASH_LIMIT and file_hash(f) != want["blake2b"]:
+        if size != want_size:
+            raise FolderError(f"{f}: {size} bytes, the manifest says {want_size} (truncated or from another build)")
+        if size <= HASH_LIMIT and file_hash(f) != want_hash:
             raise FolderError(f"{f}: content differs from the manifest (changed or from another build)")
     return manifest

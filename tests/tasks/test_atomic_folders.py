@@ -156,12 +156,16 @@ def test_damaged_index_folders_are_refused_naming_the_file(builds):
 
 
 def test_a_rebuild_never_replaces_a_folder_of_other_files(builds, tmp_path):
+    from fashionlens.cli.main import app
+
     mine = tmp_path / "notes"
     mine.mkdir()
     (mine / "thesis.tex").write_text("years of work")
     with pytest.raises(FolderError, match=r"holds other files \(thesis\.tex\)"):
         build_index(builds["old"], mine, builds["cfg"], progress=False)
-    assert (mine / "thesis.tex").read_text() == "years of work"
+    r = CliRunner().invoke(app, ["index", "/no/catalog/read/yet", "--out", str(mine)])  # refused up front
+    assert r.exit_code == 2 and "holds other files (thesis.tex)" in r.output
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"] and not list(tmp_path.glob(".notes.*"))
 
 
 # ---- categorizer --------------------------------------------------------------------------------
