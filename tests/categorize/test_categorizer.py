@@ -102,7 +102,7 @@ def test_mlp_head_beats_chance_logs_epochs_and_round_trips(toy, tmp_path):
 
     clf.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        "categorizer.json", "fit_ids.json", "head.safetensors", "train_log.jsonl"]
+        "categorizer.json", "fit_ids.json", "head.safetensors", "manifest.json", "train_log.jsonl"]
     again = Categorizer.load(tmp_path / "m", encoder=ColourEncoder())
     np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), atol=1e-6)
     top = again.predict_top(test.images[:2], k=2)

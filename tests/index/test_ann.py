@@ -6,6 +6,7 @@ import pytest
 from fashionlens.index.ann import HNSWIndex, IVFPQIndex
 from fashionlens.index.base import VectorIndex, backend_of, make_index, open_index
 from fashionlens.index.exact import ExactIndex
+from fashionlens.utils import FolderError
 
 N, DIM = 5000, 32
 
@@ -84,6 +85,15 @@ def test_save_load_round_trip(built, data, tmp_path):
     assert isinstance(loaded.vectors.base, np.memmap)  # exact vectors stay on disk (a view of the map)
     for a, b in zip(built.search(q, 10), loaded.search(q, 10)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_faiss_file_of_another_build_is_refused(data, tmp_path):
+    x, ids, _ = data
+    HNSWIndex(x, ids).save(tmp_path / "ix")
+    HNSWIndex(x[:1200], ids[:1200]).save(tmp_path / "other")
+    (tmp_path / "other" / "ann.faiss").replace(tmp_path / "ix" / "ann.faiss")
+    with pytest.raises(FolderError, match=r"ann\.faiss: 1200 vectors but ids\.npy has 5000"):
+        open_index(tmp_path / "ix")
 
 
 def test_exact_folder_and_factory_errors(data, tmp_path):

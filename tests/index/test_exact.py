@@ -3,6 +3,7 @@ import pytest
 
 from fashionlens.encoders.base import l2_normalize
 from fashionlens.index import ExactIndex
+from fashionlens.utils import FolderError
 
 
 @pytest.fixture()
@@ -62,6 +63,16 @@ def test_save_load_round_trip(index, tmp_path):
     q = index.vectors[:3]
     assert (back.search(q, 10)[1] == index.search(q, 10)[1]).all()
     assert len(back) == 199
+
+
+def test_files_of_different_builds_are_refused_naming_the_file(index, tmp_path):
+    index.save(tmp_path)
+    np.save(tmp_path / "vectors.npy", index.vectors[:150])  # a rebuild killed after its vectors
+    with pytest.raises(FolderError, match=r"vectors\.npy: 150 rows but ids\.npy has 200"):
+        ExactIndex.load(tmp_path)
+    (tmp_path / "alive.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(FolderError, match=r"alive\.npy: unreadable"):
+        ExactIndex.load(tmp_path)
 
 
 def test_wrong_dimension_says_so(index):

@@ -41,11 +41,20 @@ from fashionlens.categorize.heads import (
 )
 from fashionlens.encoders.base import Encoder
 from fashionlens.evaluation.classification import classification_metrics
-from fashionlens.utils import atomic_write, read_json, require_file, write_json
+from fashionlens.utils import (
+    atomic_dir,
+    atomic_write,
+    check_dir,
+    read_json,
+    require_file,
+    write_json,
+)
 
 METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
 FORMAT = "fashionlens.categorizer/1"
+# a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
+CATEGORIZER_MARKS = ("categorizer.json", "head.safetensors", "train_log.jsonl", "checkpoint", "report")
 
 
 @dataclass
@@ -336,12 +345,16 @@ class Categorizer:
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """config JSON + head weights (safetensors) + fit ids + per-epoch log in a folder."""
+        """config JSON + head weights (safetensors) + fit ids + per-epoch log in a folder, written aside
+        and swapped in whole (`atomic_dir`): a crash leaves the old model or the new one, never a mix."""
+        self._check_fitted()
+        with atomic_dir(path, marks=CATEGORIZER_MARKS) as tmp:
+            self._write(tmp)
+        return Path(path)
+
+    def _write(self, root: Path) -> None:
         from safetensors.numpy import save_file
 
-        self._check_fitted()
-        root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / "head.safetensors") as tmp:
             save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.head_.state().items()}, str(tmp))
         if self.config.method == "finetune":  # the tuned backbone: a run encoder of its own (`run:DIR/backbone`)
@@ -363,12 +376,13 @@ class Categorizer:
             "head": {"kind": self.head_.kind, "params": self.head_.params()},
             "n_train": self.n_train_, "n_val": self.n_val_, "fit_seconds": round(self.fit_seconds_, 2),
         })
-        return root
 
     @staticmethod
     def check(path: str | Path) -> Path:
-        """The folder's categorizer.json, or a FileNotFoundError naming what is missing (nothing loaded)."""
-        return require_file(path, "categorizer.json", "a saved categorizer", "; train one with `fashionlens categorize train`")
+        """The folder's categorizer.json once the folder matches its manifest (an interrupted save is
+        finished first); FolderError naming a damaged file, FileNotFoundError for no model."""
+        return require_file(check_dir(path), "categorizer.json", "a saved categorizer",
+                            "; train one with `fashionlens categorize train`")
 
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None, captioner: Captioner | None = None,

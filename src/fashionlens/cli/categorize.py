@@ -61,10 +61,12 @@ def train(
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
 ) -> None:
     """Train on a seeded stratified split; the held-out part is scored into OUT/report."""
-    from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+    from fashionlens.categorize.categorizer import CATEGORIZER_MARKS, CategorizeConfig, Categorizer
     from fashionlens.categorize.data import clean_labels, stratified_split
     from fashionlens.embed import DEFAULT_CACHE
+    from fashionlens.utils import check_replaceable
 
+    check_replaceable(out, CATEGORIZER_MARKS)  # before training, not after
     prompts = _read_prompts(class_prompts) if class_prompts else {}
     cat = _load(catalog, limit, seed, check_images)
     cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
@@ -78,7 +80,9 @@ def train(
     fit_pos, test_pos = stratified_split(clean_labels(cat.column(label)), test_size, seed)
     clf = Categorizer(cfg, cache_dir=cache_dir or DEFAULT_CACHE, progress=True)
     ckpt = out / "checkpoint"  # finetune: each epoch lands here; rerunning the command resumes
-    clf.fit(cat.subset(fit_pos), log_path=out / "train_log.jsonl", checkpoint=ckpt)
+    # the live log goes beside the checkpoint: OUT/train_log.jsonl stays the old model's until save()
+    # swaps the new folder in (with its own log)
+    clf.fit(cat.subset(fit_pos), log_path=ckpt / "train_log.jsonl", checkpoint=ckpt)
     clf.save(out)
     shutil.rmtree(ckpt, ignore_errors=True)  # the saved model supersedes it
     res = clf.evaluate(cat.subset(test_pos), report_dir=out / "report")

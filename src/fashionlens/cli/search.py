@@ -38,10 +38,12 @@ def index_cmd(
     """Import, validate, embed, align and index a catalog."""
     from fashionlens.catalog import load_catalog
     from fashionlens.encoders.registry import check_name
-    from fashionlens.search.index import BuildConfig, build_index
+    from fashionlens.search.index import INDEX_MARKS, BuildConfig, build_index
+    from fashionlens.utils import check_replaceable
 
     check_name(encoder)
     check_name(text_encoder)
+    check_replaceable(out, INDEX_MARKS)  # before importing and embedding, not after
     if engine not in ("local", "ray"):
         raise ValueError(f"unknown --engine '{engine}': use local or ray")
     if address and engine != "ray":

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fashionlens.index.base import write_backend
-from fashionlens.index.exact import ExactIndex, _faiss, prepare_query
-from fashionlens.utils import atomic_write
+from fashionlens.index.exact import ExactIndex, _faiss, load_rows, prepare_query
+from fashionlens.utils import FolderError, atomic_write
 
 FAISS_FILE = "ann.faiss"
 MAX_WIDEN = 16.0
@@ -111,9 +111,12 @@ class _RerankedANN(ExactIndex):
         folder = Path(folder)
         params = read_json(folder / "backend.json")["params"]
         ann = _faiss().read_index(str(folder / FAISS_FILE))
-        index = cls(np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None, allow_pickle=False),
-                    np.load(folder / "ids.npy", allow_pickle=False), _ann=ann, **params)
-        index.alive = np.load(folder / "alive.npy", allow_pickle=False)
+        vectors, ids, alive = load_rows(folder, mmap)
+        if ann.ntotal != len(ids):
+            raise FolderError(f"{folder / FAISS_FILE}: {ann.ntotal} vectors but ids.npy has {len(ids)}: "
+                              "the index files come from different builds")
+        index = cls(vectors, ids, _ann=ann, **params)
+        index.alive = alive
         return index
 
 

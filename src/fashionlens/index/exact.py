@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fashionlens.utils import FolderError
+
 # faiss switches from its SIMD loop to BLAS at this many queries. Its default (20) made 100-query
 # batches several times slower than BLAS on 2 cores; measured in benchmarks/index_search.py.
 BLAS_THRESHOLD = 4
@@ -135,11 +137,29 @@ class ExactIndex(IdRows):
 
     @classmethod
     def load(cls, folder: str | Path, mmap: bool = False) -> ExactIndex:
-        folder = Path(folder)
-        index = cls(np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None, allow_pickle=False),
-                    np.load(folder / "ids.npy", allow_pickle=False))
-        index.alive = np.load(folder / "alive.npy", allow_pickle=False)
+        vectors, ids, alive = load_rows(folder, mmap)
+        index = cls(vectors, ids)
+        index.alive = alive
         return index
+
+
+def load_rows(folder: str | Path, mmap: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """vectors.npy, ids.npy and alive.npy of a saved index, or a FolderError naming the file that is
+    unreadable or whose row count disagrees (files of different builds)."""
+    folder = Path(folder)
+    arrays = {}
+    for name in ("vectors.npy", "ids.npy", "alive.npy"):
+        try:
+            arrays[name] = np.load(folder / name, mmap_mode="r" if mmap and name == "vectors.npy" else None,
+                                   allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise FolderError(f"{folder / name}: unreadable ({e})") from e
+    n = len(arrays["ids.npy"])
+    for name in ("vectors.npy", "alive.npy"):
+        if len(arrays[name]) != n:
+            raise FolderError(f"{folder / name}: {len(arrays[name])} rows but ids.npy has {n}: "
+                              "the index files come from different builds")
+    return arrays["vectors.npy"], arrays["ids.npy"], arrays["alive.npy"]
 
 
 def prepare_query(index, queries: np.ndarray, mask: np.ndarray | None,

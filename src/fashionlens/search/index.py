@@ -15,11 +15,20 @@ from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.index.base import make_index, open_index
 from fashionlens.train.config import AlignConfig
-from fashionlens.utils import read_json, require_file, write_json
+from fashionlens.utils import (
+    FolderError,
+    atomic_dir,
+    check_dir,
+    read_json,
+    require_file,
+    write_json,
+)
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 DEFAULT_TEXT_ENCODER = "minilm-l6"
 INDEX_FORMAT = 1
+# a folder holding any of these is an index (or a crashed build of one) that a rebuild may replace
+INDEX_MARKS = ("index.json", "vectors.npy", "catalog.parquet", "encoder")
 
 
 @dataclass
@@ -37,36 +46,39 @@ class BuildConfig(Config):
 
 def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = None,
                 progress: bool = True) -> SearchIndex:
-    """Embed, align (when the encoder lacks a text tower in its image space), index and save."""
+    """Embed, align (when the encoder lacks a text tower in its image space), index and save.
+
+    Everything is written into a temporary sibling of `out` that replaces it in one rename
+    (`atomic_dir`): a crash at any point leaves the old index or the new one, never a mix."""
     from fashionlens.encoders.registry import create, record_ref
 
     cfg = config or BuildConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     base = create(cfg.encoder)
     info: dict[str, Any] = {"format": INDEX_FORMAT, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if {"image", "text"} <= set(base.modalities):
-        encoder, encoder_ref = base, record_ref(cfg.encoder, out)
+    with atomic_dir(out, marks=INDEX_MARKS) as tmp:
+        if {"image", "text"} <= set(base.modalities):
+            encoder, encoder_ref = base, record_ref(cfg.encoder, out)
+        else:
+            encoder, history = align_encoders(base, create(cfg.text_encoder), catalog, tmp / "encoder", cfg,
+                                              progress, name=f"run:{out / 'encoder'}")
+            encoder_ref = "run:encoder"  # relative to the index directory
+            info["alignment"] = history
         vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
-    else:
-        encoder, history = align_encoders(base, create(cfg.text_encoder), catalog, out / "encoder", cfg, progress)
-        encoder_ref = "run:encoder"  # relative to the index directory
-        info["alignment"] = history
-        vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
-    info |= {"encoder": encoder_ref, "encoder_name": encoder.name if encoder_ref != "run:encoder" else
-             f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
-             "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
-    index = make_index(cfg.backend, vectors, catalog.ids, **cfg.index_params)
-    index.save(out)
-    catalog.save(out / "catalog.parquet")
-    write_json(out / "import_report.json", catalog.report.to_dict())
-    write_json(out / "index.json", info)
+        info |= {"encoder": encoder_ref, "encoder_name": encoder.name if encoder_ref != "run:encoder" else
+                 f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
+                 "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
+        make_index(cfg.backend, vectors, catalog.ids, **cfg.index_params).save(tmp)
+        catalog.save(tmp / "catalog.parquet")
+        write_json(tmp / "import_report.json", catalog.report.to_dict())
+        write_json(tmp / "index.json", info)
     return SearchIndex(out, encoder=encoder)
 
 
 def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catalog, out: Path,
-                   cfg: BuildConfig, progress: bool = True) -> tuple[Encoder, dict[str, Any]]:
-    """Train the two-tower projection on the catalog's (name, photo) pairs and save it in `out`."""
+                   cfg: BuildConfig, progress: bool = True, name: str | None = None) -> tuple[Encoder, dict[str, Any]]:
+    """Train the two-tower projection on the catalog's (name, photo) pairs and save it in `out`.
+    `name`: the encoder's `run:` name when `out` is only where it is built (default `run:<out>`)."""
     from fashionlens.encoders.aligned import AlignedEncoder
     from fashionlens.train.align import train_alignment
 
@@ -78,7 +90,7 @@ def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catal
     res = train_alignment(fi, ft, labels, cfg.align, progress=progress)
     enc = AlignedEncoder(image_encoder, text_encoder, res.image_head, res.text_head,
                          {k: getattr(cfg.align, k) for k in ("dim", "hidden", "head", "dropout")},
-                         name=f"run:{out}")
+                         name=name or f"run:{out}")
     enc.save(out)
     history = {"best_epoch": res.best_epoch, "seconds": round(res.seconds, 2), "history": res.history,
                "label_column": cfg.label_column if labels is not None else None}
@@ -91,16 +103,35 @@ class SearchIndex:
 
     @staticmethod
     def check(folder: str | Path) -> Path:
-        """The folder's index.json, or a FileNotFoundError saying how to make one (nothing loaded)."""
-        return require_file(folder, "index.json", "a fashionlens index", "; build one with `fashionlens index`")
+        """The folder's index.json once the folder matches its manifest (an interrupted rebuild is
+        finished first); FolderError naming a damaged file, FileNotFoundError for no index."""
+        return require_file(check_dir(folder), "index.json", "a fashionlens index",
+                            "; build one with `fashionlens index`")
 
     def __init__(self, folder: str | Path, encoder: Encoder | None = None):
         self.folder = Path(folder)
         self.info = read_json(self.check(self.folder))
         self.catalog = Catalog.load(self.folder / "catalog.parquet")
         self.index = open_index(self.folder)
+        self._check_rows()
         self._encoder = encoder
         self._lower: dict[str, np.ndarray] = {}
+
+    def _check_rows(self) -> None:
+        """Catalog rows mirror index rows and index.json agrees: files of different builds are refused."""
+        n_rows, n_cat = len(self.index.ids), len(self.catalog)
+        problem = None
+        if n_cat != n_rows:
+            problem = f"catalog.parquet has {n_cat} rows but the index has {n_rows} (ids.npy / vectors.npy)"
+        elif not np.array_equal(self.catalog.df["id"].to_numpy(dtype=str), self.index.ids):
+            problem = "catalog.parquet and the index list different item ids (ids.npy)"
+        elif self.info.get("n_items", len(self.index)) != len(self.index):
+            problem = f"index.json says {self.info['n_items']} items but the index holds {len(self.index)}"
+        elif self.info.get("dim", self.index.dim) != self.index.dim:
+            problem = f"index.json says dim {self.info['dim']} but vectors.npy has dim {self.index.dim}"
+        if problem:
+            raise FolderError(f"{self.folder}: {problem}: its files come from different builds; "
+                              "rebuild it with `fashionlens index`")
 
     @property
     def encoder(self) -> Encoder:
@@ -204,6 +235,10 @@ class SearchIndex:
         self._lower.clear()
 
     def save(self) -> None:
-        self.index.save(self.folder)
-        self.catalog.save(self.folder / "catalog.parquet")
-        write_json(self.folder / "index.json", {**self.info, "n_items": len(self.index)})
+        """Write the updated index as a new folder swapped in for the old one (`atomic_dir`)."""
+        self.info = {**self.info, "n_items": len(self.index)}
+        with atomic_dir(self.folder, marks=INDEX_MARKS, carry=("encoder", "import_report.json")) as tmp:
+            self.index.save(tmp)
+            self.catalog.save(tmp / "catalog.parquet")
+            write_json(tmp / "index.json", self.info)
+        self.index = open_index(self.folder)  # the files just swapped in (a Lance table lived in the temp)

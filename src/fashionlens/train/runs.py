@@ -12,7 +12,16 @@ from typing import Any
 
 import torch
 
-from fashionlens.utils import atomic_write, read_json, save_figure, write_json
+from fashionlens.utils import (
+    atomic_dir,
+    atomic_write,
+    check_dir,
+    read_json,
+    save_figure,
+    write_json,
+)
+
+CHECKPOINT_FILES = ("state.json", "weights.safetensors", "optimizer.safetensors")
 
 
 class RunDir:
@@ -62,22 +71,24 @@ class RunDir:
     # ---- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self, tag: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
                         optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Write weights (+ optimizer tensors) then the JSON that makes the checkpoint complete."""
+        """Write weights (+ optimizer tensors) and state into a temporary folder swapped in for
+        `checkpoints/<tag>` (`atomic_dir`): a crash leaves the previous epoch's checkpoint whole."""
         from safetensors.torch import save_file
 
-        d = self.ckpt / tag
-        d.mkdir(parents=True, exist_ok=True)
-        with atomic_write(d / "weights.safetensors") as tmp:
-            save_file(weights, str(tmp))
-        if optimizer is not None:
-            tensors, meta = _flatten_optimizer(optimizer.state_dict())
-            with atomic_write(d / "optimizer.safetensors") as tmp:
-                save_file(tensors, str(tmp))
-            state = {**state, "optimizer": meta}
-        write_json(d / "state.json", state)  # written last: its presence marks a whole checkpoint
+        with atomic_dir(self.ckpt / tag, marks=CHECKPOINT_FILES) as d:
+            with atomic_write(d / "weights.safetensors") as tmp:
+                save_file(weights, str(tmp))
+            if optimizer is not None:
+                tensors, meta = _flatten_optimizer(optimizer.state_dict())
+                with atomic_write(d / "optimizer.safetensors") as tmp:
+                    save_file(tensors, str(tmp))
+                state = {**state, "optimizer": meta}
+            write_json(d / "state.json", state)
 
     def has_checkpoint(self, tag: str) -> bool:
-        return (self.ckpt / tag / "state.json").is_file()
+        """Whether `checkpoints/<tag>` is complete (an interrupted swap is finished first; a damaged
+        one raises FolderError naming the file)."""
+        return (check_dir(self.ckpt / tag) / "state.json").is_file()
 
     def load_checkpoint(self, tag: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any] | None]:
         """(weights, state, optimizer state_dict or None)."""
