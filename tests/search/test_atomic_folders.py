@@ -37,9 +37,18 @@ def memo_encoders():
             memo[name] = real(name)
         return memo[name]
 
+    real_cfg = registry.create_from_config
+
+    def create_from_config(name, kwargs=None, **where):
+        if kwargs or name.startswith("run:"):
+            return real_cfg(name, kwargs, **where)
+        if name not in memo:
+            memo[name] = real_cfg(name, **where)
+        return memo[name]
+
     with pytest.MonkeyPatch.context() as m:
         m.setattr(registry, "create", create)
-        m.setattr(aligned, "create", create)
+        m.setattr(aligned, "create_from_config", create_from_config)
         yield create
 
 

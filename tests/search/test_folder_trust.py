@@ -37,6 +37,9 @@ def _poison(path: Path, **fields) -> None:
             d = d[p]
         d[last] = value
     path.write_text(json.dumps(meta))
+    # an attacker's folder carries no manifest (or one of its own): loading must refuse the code anyway
+    for parent in path.parents[:3]:
+        (parent / "manifest.json").unlink(missing_ok=True)
 
 
 @pytest.fixture()

@@ -22,7 +22,7 @@ def write_report(out: str | Path, metrics: dict[str, Any], y: np.ndarray, proba:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
     with atomic_write(out / "per_class.csv") as tmp, tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["label", "precision", "recall", "f1", "support"])
+        w = csv.DictWriter(fh, fieldnames=["label", "precision", "recall", "f1", "support", "predicted", "rare"])
         w.writeheader()
         for row in sorted(metrics["per_class"], key=lambda r: -r["support"]):
             w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
