@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image
 
 from fashionlens.app.uploads import MAX_BYTES, MAX_PIXELS, UploadError
+from fashionlens.errors import InvalidInputError
 
 HERE = Path(__file__).parent
 THUMB_SIZE = 256  # longest side of a served thumbnail
@@ -44,7 +45,7 @@ class Served:
                  captioner: Any = None, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
                  query_cache: int = 1024, optimize: bool = True):
         if not indexes:
-            raise ValueError("nothing to serve: give at least one index directory")
+            raise InvalidInputError("nothing to serve: give at least one index directory")
         self.indexes = indexes
         self.categorizers = categorizers or {}
         self.captioner = captioner

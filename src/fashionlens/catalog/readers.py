@@ -9,11 +9,12 @@ import pandas as pd
 
 from fashionlens.catalog.core import Catalog, ImportReport
 from fashionlens.catalog.images import ImageError, open_image
+from fashionlens.errors import InvalidInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
 
-class CatalogError(ValueError):
+class CatalogError(InvalidInputError):
     """The catalog as a whole cannot be read (missing path, empty, unknown columns)."""
 
 

@@ -10,22 +10,25 @@ from typing import Any, TypeVar
 
 import typer
 
+from fashionlens.errors import FashionlensError, InvalidInputError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Errors users cause (bad path, unknown name, bad column): one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, KeyError, ValueError, LookupError, RuntimeError)
+# Only our own types and paths the user named: a KeyError or ValueError from a bug keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (FashionlensError, FileNotFoundError, FileExistsError,
+                                                NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def friendly_errors(fn: F) -> F:
+    """A command whose user errors (our own types, bad paths) end in one `error:` line, exit code 2."""
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
         except USER_ERRORS as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            typer.echo(f"error: {msg}", err=True)
+            typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -74,6 +77,6 @@ def parse_filters(filters: Sequence[str] | None) -> dict[str, str]:
         sep = "=" if "=" in f else ":"
         col, _, val = f.partition(sep)
         if not col or not val:
-            raise ValueError(f"bad filter '{f}': expected COL=VALUE")
+            raise InvalidInputError(f"bad filter '{f}': expected COL=VALUE")
         out[col.strip()] = val.strip()
     return out

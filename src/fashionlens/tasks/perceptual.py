@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.tasks.perceptual_data import (
     Triplets,
     load_triplets,
@@ -40,7 +41,7 @@ def two_afc(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray, n_boot:
     """Vote-weighted 2AFC accuracy with a 95% percentile bootstrap CI over triplets."""
     s = two_afc_scores(d_left, d_right, p_left)
     if not len(s):
-        raise ValueError("no triplets to score")
+        raise InvalidInputError("no triplets to score")
     rng = np.random.default_rng(seed)
     boots = np.array([s[rng.integers(0, len(s), len(s))].mean() for _ in range(n_boot)]) if n_boot else np.array([s.mean()])
     lo, hi = np.percentile(boots, [2.5, 97.5])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train.losses import info_nce, supcon
 
@@ -49,7 +50,7 @@ class ProjectionHead(nn.Module):
                 nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
             )
         elif kind != "linear":
-            raise ValueError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
+            raise InvalidInputError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.skip(x)
@@ -85,7 +86,7 @@ def train_alignment(
     if len(image_features) != len(text_features):
         raise ValueError("image and text features must have the same number of rows (paired items)")
     if len(image_features) < 20:
-        raise ValueError(f"need at least 20 paired items to align, got {len(image_features)}")
+        raise InvalidInputError(f"need at least 20 paired items to align, got {len(image_features)}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n = len(image_features)
@@ -127,7 +128,7 @@ def train_alignment(
                 yb = y[b]
                 loss = loss + cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]), cfg.supcon_temperature)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
+                raise TrainingDivergedError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, 5.0)

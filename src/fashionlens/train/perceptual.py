@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fashionlens.errors import InvalidInputError, TrainingDivergedError
+
 
 # ---- losses (pure functions) ------------------------------------------------------------------
 def hinge_triplet_loss(d_left: torch.Tensor, d_right: torch.Tensor, p_left: torch.Tensor,
@@ -91,7 +93,7 @@ class PerceptualConfig:
         data = yaml.safe_load(p.read_text()) or {}
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"{p}: unknown config key(s) {', '.join(unknown)}")
+            raise InvalidInputError(f"{p}: unknown config key(s) {', '.join(unknown)}")
         return cls(**data)
 
 
@@ -126,7 +128,7 @@ def _loss_fn(cfg: PerceptualConfig) -> Callable[..., torch.Tensor]:
         return lambda a, b, p: hinge_triplet_loss(a, b, p, cfg.margin)
     if cfg.loss == "logistic":
         return lambda a, b, p: logistic_triplet_loss(a, b, p, cfg.temperature)
-    raise ValueError(f"unknown loss '{cfg.loss}' (use 'hinge' or 'logistic')")
+    raise InvalidInputError(f"unknown loss '{cfg.loss}' (use 'hinge' or 'logistic')")
 
 
 def _vote_2afc(d_l: torch.Tensor, d_r: torch.Tensor, p: np.ndarray) -> float:
@@ -160,7 +162,7 @@ def _early_stop_loop(cfg: PerceptualConfig, module: nn.Module, params: list[nn.P
         for s in range(0, n_train, cfg.batch_size):
             loss = step(order[s : s + cfg.batch_size])
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
+                raise TrainingDivergedError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -226,7 +228,7 @@ def fit_lora(encoder: Any, images: list[str], train_index: np.ndarray, train_p: 
 
     cfg = config or PerceptualConfig()
     if not isinstance(getattr(encoder, "model", None), nn.Module):
-        raise TypeError(f"encoder '{encoder.name}' exposes no torch `model`; LoRA needs one")
+        raise InvalidInputError(f"encoder '{encoder.name}' exposes no torch `model`; LoRA needs one")
     torch.manual_seed(cfg.seed)
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_targets), bias="none")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashionlens.errors import TrainingDivergedError
 from fashionlens.evaluation.metrics import target_ranks, topk
 
 
@@ -93,7 +94,7 @@ class CrossModalReranker:
                 scores = self.model_(t[b], c, s0)
                 loss = nn.functional.cross_entropy(scores.float(), target[b])
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"re-ranker: non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
+                    raise TrainingDivergedError(f"re-ranker: non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)

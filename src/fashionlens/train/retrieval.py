@@ -22,6 +22,7 @@ from torch import nn
 from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train import losses
 from fashionlens.train.runs import RunDir
@@ -32,7 +33,7 @@ from fashionlens.utils import text_hash
 LOSSES = ("info_nce", "info_nce_supcon", "triplet")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(TrainingDivergedError):
     """Training produced a NaN/inf loss; the run stopped and its last good checkpoint is kept."""
 
 
@@ -79,9 +80,9 @@ class RetrievalConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSSES)})")
+            raise InvalidInputError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSSES)})")
         if self.accumulate < 1 or self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("accumulate and epochs must be >= 1 and batch_size >= 2")
+            raise InvalidInputError("accumulate and epochs must be >= 1 and batch_size >= 2")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +92,7 @@ class RetrievalConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise InvalidInputError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return cls(**d)
 
     @classmethod
@@ -103,7 +104,7 @@ class RetrievalConfig:
             raise FileNotFoundError(f"config file {p} not found")
         data = yaml.safe_load(p.read_text()) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{p}: expected a mapping of config keys")
+            raise InvalidInputError(f"{p}: expected a mapping of config keys")
         return cls.from_dict(data)
 
 
@@ -161,7 +162,7 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
         raise FileExistsError(f"{run.root} already holds a run; resume it (--resume) or choose another directory")
     if catalog is None:
         if not cfg.catalog:
-            raise ValueError("no catalog: set `catalog:` in the config or pass one")
+            raise InvalidInputError("no catalog: set `catalog:` in the config or pass one")
         from fashionlens.catalog import load_catalog
 
         catalog = load_catalog(cfg.catalog, limit=cfg.limit)
@@ -176,7 +177,7 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
 
     val_mask = val_rows_by_id(list(catalog.ids), cfg.val_fraction)
     if val_mask.sum() < 5 or (~val_mask).sum() < 10:
-        raise ValueError(f"catalog too small to train: {len(catalog)} items ({int(val_mask.sum())} for validation)")
+        raise InvalidInputError(f"catalog too small to train: {len(catalog)} items ({int(val_mask.sum())} for validation)")
     train_rows, val_rows = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
     col = cfg.label_column
     raw = catalog.column(col) if col and col in catalog.df.columns else np.arange(len(catalog))
@@ -287,7 +288,7 @@ def _init_from(model: DualEncoder, run: Path) -> None:
     own = dict(model.named_parameters())
     src = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
     if not any(k.endswith("_head.skip.weight") for k in src):
-        raise ValueError(f"init_from: {run} has no projection heads of the same shapes as this model")
+        raise InvalidInputError(f"init_from: {run} has no projection heads of the same shapes as this model")
     with torch.no_grad():
         for k, v in src.items():
             own[k].copy_(v)
