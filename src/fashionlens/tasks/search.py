@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
+from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.index.base import make_index, open_index
 from fashionlens.train.align import AlignConfig
 from fashionlens.utils import read_json, require_file, write_json
@@ -36,7 +37,9 @@ class BuildConfig:
 
 def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = None,
                 progress: bool = True) -> SearchIndex:
-    """Embed, align (when the encoder lacks a text tower in its image space), index and save."""
+    """Embed, align (when the encoder lacks a text tower in its image space), index and save.
+
+    Items whose photo fails to decode are reported and left out (listed in import_report.json)."""
     from fashionlens.encoders.registry import create
 
     cfg = config or BuildConfig()
@@ -46,8 +49,9 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     info: dict[str, Any] = {"format": INDEX_FORMAT, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if {"image", "text"} <= set(base.modalities):
         encoder, encoder_ref = base, cfg.encoder
-        vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
+        catalog, vectors = embed_catalog_images(encoder, catalog, cfg.cache_dir, progress=progress)
     else:
+        catalog, _ = embed_catalog_images(base, catalog, cfg.cache_dir, progress=progress)  # align on these only
         encoder, history = align_encoders(base, create(cfg.text_encoder), catalog, out / "encoder", cfg, progress)
         encoder_ref = "run:encoder"  # relative to the index directory
         info["alignment"] = history
@@ -116,7 +120,7 @@ class SearchIndex:
     def check_encoder(self, name: str | None) -> None:
         """A query encoder other than the index's gives a clear error (the spaces differ)."""
         if name and name not in (self.info["encoder"], self.info.get("encoder_name")):
-            raise ValueError(
+            raise InvalidInputError(
                 f"index {self.folder} was built with encoder '{self.info.get('encoder_name')}', "
                 f"not '{name}': its vectors live in another space. Rebuild with --encoder {name} or drop --encoder."
             )
@@ -125,7 +129,7 @@ class SearchIndex:
     def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Text → image: the k photos that best match `query`, best first."""
         if not query.strip():
-            raise ValueError("empty query")
+            raise InvalidInputError("empty query")
         q = self.encoder.encode_texts([query])
         return self._results(q, k, filters)[0]
 
@@ -133,7 +137,7 @@ class SearchIndex:
                 filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Image → image: items that look like catalog item `item_id` (itself excluded) or a photo."""
         if (item_id is None) == (image is None):
-            raise ValueError("give exactly one of an item id or an image")
+            raise InvalidInputError("give exactly one of an item id or an image")
         if item_id is not None:
             q = self.index.vectors[self.index.position(item_id)][None]
             return self._results(q, k, filters, exclude=[str(item_id)])[0]
@@ -152,7 +156,7 @@ class SearchIndex:
         for col, val in filters.items():
             if col not in df.columns or col in ("image",):
                 cols = ", ".join(c for c in df.columns if c != "image")
-                raise KeyError(f"unknown filter column '{col}'; columns: {cols}")
+                raise NotFoundError(f"unknown filter column '{col}'; columns: {cols}")
             if col not in self._lower:
                 self._lower[col] = df[col].astype(str).str.lower().to_numpy()
             mask &= self._lower[col] == str(val).lower()
@@ -175,14 +179,15 @@ class SearchIndex:
 
     def _check_dim(self, q: np.ndarray) -> None:
         if q.shape[1] != self.index.dim:
-            raise ValueError(f"query vectors have dim {q.shape[1]} but the index has {self.index.dim}: built with another encoder")
+            raise InvalidInputError(f"query vectors have dim {q.shape[1]} but the index has {self.index.dim}: built with another encoder")
 
     # ---- maintenance ------------------------------------------------------------------------
     def add(self, catalog: Catalog, cache_dir: str | None = str(DEFAULT_CACHE), progress: bool = False) -> int:
-        """Embed and add new (or changed) items without rebuilding; returns how many."""
+        """Embed and add new (or changed) items without rebuilding; returns how many (photos that
+        fail to decode are reported and not added)."""
         import pandas as pd
 
-        vec = embed_images(self.encoder, catalog, cache_dir, progress=progress)
+        catalog, vec = embed_catalog_images(self.encoder, catalog, cache_dir, progress=progress)
         self.index.add(vec, catalog.ids)
         old = self.catalog.df[~self.catalog.df["id"].isin(set(catalog.ids))]
         self._sync(pd.concat([old, catalog.df], ignore_index=True))
