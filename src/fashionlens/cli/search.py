@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fashionlens.cli.common import friendly_errors, parse_filters, print_json, print_table
+from fashionlens.errors import InvalidInputError
 
 RESULT_COLUMNS = ("rank", "id", "score", "text")
 
@@ -42,9 +43,9 @@ def index_cmd(
     check_name(encoder)
     check_name(text_encoder)
     if engine not in ("local", "ray"):
-        raise ValueError(f"unknown --engine '{engine}': use local or ray")
+        raise InvalidInputError(f"unknown --engine '{engine}': use local or ray")
     if address and engine != "ray":
-        raise ValueError("--address is only used with --engine ray")
+        raise InvalidInputError("--address is only used with --engine ray")
     cat = load_catalog(catalog, id_col=id_col, image_col=image_col, text_col=text_col, strict=strict,
                        limit=limit, progress=True)
     _report_import(cat, as_json)
@@ -101,7 +102,7 @@ def similar_cmd(
     from fashionlens.tasks.search import SearchIndex
 
     if (id is None) == (image is None):
-        raise ValueError("give exactly one of --id or --image")
+        raise InvalidInputError("give exactly one of --id or --image")
     idx = SearchIndex(index)
     img = open_image(image) if image is not None else None
     _show(idx.similar(item_id=id, image=img, k=top, filters=parse_filters(filter)), as_json, str(id or image))
@@ -123,8 +124,13 @@ def demo_cmd(
     n_train: int = typer.Option(8000, help="Items to index (and align on)."),
     n_test: int = typer.Option(2000, help="Held-out items to evaluate on (never seen by the index)."),
     seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (metrics, example hits) as JSON; "
+                                 "the step-by-step report goes to stderr."),
 ) -> None:
     """Index a sample of the catalog, evaluate on held-out items, run example queries, save a gallery."""
     from fashionlens.tasks.demo import run_demo
 
-    run_demo(catalog, out, n_train=n_train, n_test=n_test, seed=seed, echo=typer.echo)
+    summary = run_demo(catalog, out, n_train=n_train, n_test=n_test, seed=seed,
+                       echo=lambda s: typer.echo(s, err=as_json))
+    if as_json:
+        print_json(summary)
