@@ -156,3 +156,34 @@ def test_sales_fit_shows_embedding_progress_off_a_terminal(kaggle, tmp_path, mon
     assert r.exit_code == 0, (r.output, r.exception)
     assert json.loads(r.stdout)["n_test"] == 100
     assert "embedding 400 images (mean-colour): 1/1 (100%)" in r.stderr
+
+
+# ---- item 12: make bench ----------------------------------------------------------------------
+def _run_all():
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("run_all", root / "benchmarks" / "run_all.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return root, mod
+
+
+def test_make_bench_runs_real_benchmark_scripts():
+    root, run_all = _run_all()
+    lines = (root / "Makefile").read_text().splitlines()
+    recipe = lines[next(i for i, ln in enumerate(lines) if ln.startswith("bench:")) + 1]
+    assert (root / recipe.split("python ")[1].split()[0]).is_file()
+    assert run_all.QUICK and all((root / "benchmarks" / f"{name}.py").is_file() for name in run_all.QUICK)
+
+
+def test_bench_runner_reports_each_script_and_fails_when_one_fails(tmp_path, monkeypatch, capsys):
+    _, run_all = _run_all()
+    (tmp_path / "good.py").write_text("print('42 items/s')\n")
+    (tmp_path / "bad.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.setattr(run_all, "HERE", tmp_path)
+    monkeypatch.setattr(run_all, "QUICK", {"good": "a fast one", "bad": "a broken one"})
+    assert run_all.main([]) == 1
+    out = capsys.readouterr().out
+    assert "| good | ok |" in out and "| bad | failed (exit 3) |" in out
+    assert run_all.main(["--only", "good"]) == 0
