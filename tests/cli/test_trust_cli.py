@@ -91,6 +91,20 @@ def test_offline_advice_names_only_what_exists():
     assert "download" in [c.name for c in app.registered_commands]
 
 
+# ---- item 5: failed photos ---------------------------------------------------------------------
+def test_index_reports_a_photo_that_fails_while_embedding_and_leaves_it_out(tmp_path, monkeypatch):
+    import fashionlens.catalog.readers
+
+    cat = write_catalog(tmp_path / "cat", 12, bad=(7,))
+    monkeypatch.setattr(fashionlens.catalog.readers, "_check_image", lambda path: None)  # it passes the import
+    for _ in range(2):  # the second run reads the cache: the failure is reported again
+        r = runner.invoke(app, ["index", str(cat), "--out", str(tmp_path / "idx"), "--encoder", JOINT, "--json"])
+        assert r.exit_code == 0, (r.output, r.exception)
+        res = json.loads(r.stdout)
+        assert res["n_items"] == 11 and [i["id"] for i in res["import"]["issues"]] == ["7"]
+        assert any(ln.startswith("warning: item 7:") and "not an image" in ln for ln in r.stderr.splitlines())
+
+
 # ---- item 11: --json, quiet model loading, progress off a TTY ----------------------------------
 def test_perceptual_triplets_json(kaggle, tmp_path):
     out = tmp_path / "t.csv"

@@ -39,6 +39,7 @@ def index_cmd(
     from fashionlens.catalog import load_catalog
     from fashionlens.encoders.registry import check_name
     from fashionlens.tasks.search import BuildConfig, build_index
+    from fashionlens.utils import read_json
 
     check_name(encoder)
     check_name(text_encoder)
@@ -54,9 +55,9 @@ def index_cmd(
 
         warm_cache_ray(encoder, cat, address=address)  # build_index then finds every photo cached
     idx = build_index(cat, out, BuildConfig(encoder=encoder, text_encoder=text_encoder, label_column=label or None))
-    if as_json:
+    if as_json:  # the index's own report: it also lists photos that failed to decode while embedding
         print_json({"index": str(out), "n_items": len(idx.index), "encoder": idx.info["encoder_name"],
-                    "import": cat.report.to_dict()})
+                    "import": read_json(out / "import_report.json")})
     else:
         typer.echo(f"indexed {len(idx.index)} items with {idx.info['encoder_name']} -> {out}")
 
