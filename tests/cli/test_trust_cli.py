@@ -169,7 +169,8 @@ def test_sales_fit_shows_embedding_progress_off_a_terminal(kaggle, tmp_path, mon
                             "--json"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert json.loads(r.stdout)["n_test"] == 100
-    assert "embedding 400 images (mean-colour): 1/1 (100%)" in r.stderr
+    lines = [ln.split(",")[0] for ln in r.stderr.splitlines() if ln.startswith("embedding 400 images")]
+    assert lines == [f"embedding 400 images (mean-colour): {k}/400 ({k // 4}%)" for k in range(40, 401, 40)]
 
 
 # ---- item 12: make bench ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,14 @@ from fashionlens.catalog.images import ImageError, open_image
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
-from fashionlens.progress import track
+from fashionlens.progress import counter
 from fashionlens.utils import file_hash, text_hash
 
 DEFAULT_CACHE = Path(os.environ.get("FASHIONLENS_CACHE", Path.home() / ".cache" / "fashionlens" / "embeddings"))
 
-# encode(row positions) -> (their vectors, {position: reason} of the rows that could not be embedded)
-EncodeFn = Callable[[list[int]], tuple[np.ndarray, dict[int, str]]]
+# encode(row positions, advance) -> (their vectors, {position: reason} of the rows not embedded);
+# advance(n) reports n more rows done, so progress moves within a chunk
+EncodeFn = Callable[[list[int], Callable[[int], None]], tuple[np.ndarray, dict[int, str]]]
 
 
 def embed_images(
@@ -81,8 +83,11 @@ def embed_texts(
         return encoder.project_texts(embed_texts(encoder.text_base, texts, cache_dir, chunk_size, progress))
     items = texts.texts if isinstance(texts, Catalog) else [str(t) for t in texts]
     keys = [text_hash(t) for t in items]
-    return _run(encoder, "text", keys, lambda pos: (encoder.encode_texts([items[j] for j in pos]), {}),
-                cache_dir, chunk_size, progress)[0]
+
+    def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
+        return _in_batches(encoder.encode_texts, [items[j] for j in pos], encoder.batch_size, advance), {}
+
+    return _run(encoder, "text", keys, encode, cache_dir, chunk_size, progress)[0]
 
 
 def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir: str | Path | None,
@@ -100,7 +105,7 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
         ids = paths
     keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
 
-    def encode(pos: list[int]) -> tuple[np.ndarray, dict[int, str]]:
+    def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
         imgs, ok, failed = [], [], {}
         for r, j in enumerate(pos):
             try:
@@ -109,9 +114,10 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
             except ImageError as e:
                 failed[j] = str(e).split(": ", 1)[-1]  # the reason, without the path
                 warnings.warn(f"item {ids[j]}: {e} — skipped (not embedded)", stacklevel=2)
+        advance(len(failed))
         out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
         if imgs:
-            out[ok] = encoder.encode_images(imgs)
+            out[ok] = _in_batches(encoder.encode_images, imgs, encoder.batch_size, advance)
         return out, failed
 
     return _run(encoder, "image", keys, encode, cache_dir, chunk_size, progress)
@@ -130,19 +136,29 @@ def _run(encoder: Encoder, modality: str, keys: list[str], encode: EncodeFn, cac
     # to embed: rows not cached, and zero rows (older versions cached a failed photo as one)
     first: dict[str, int] = {}
     todo = [j for j in np.flatnonzero(~out.any(axis=1)).tolist() if first.setdefault(keys[j], j) == j]
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    it = track(chunks, f"embedding {len(todo)} {modality}s ({encoder.name})") if progress else chunks
     failed: dict[int, str] = {}
-    for c in it:
-        vec, bad = encode(c)
-        out[c] = vec
-        failed |= bad
-        if store is not None:  # failures are never cached: the next run reports them again
-            done = [r for r, j in enumerate(c) if j not in bad]
-            store.put([keys[c[r]] for r in done], vec[done])
+    shown = counter(f"embedding {len(todo)} {modality}s ({encoder.name})", len(todo)) if progress and todo else None
+    with shown or nullcontext(lambda n: None) as advance:
+        for c in (todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)):
+            vec, bad = encode(c, advance)
+            out[c] = vec
+            failed |= bad
+            if store is not None:  # failures are never cached: the next run reports them again
+                done = [r for r, j in enumerate(c) if j not in bad]
+                store.put([keys[c[r]] for r in done], vec[done])
     for j, k in enumerate(keys):  # repeated keys (same text, same photo twice) were embedded once
         if first.get(k, j) != j:
             out[j] = out[first[k]]
             if first[k] in failed:
                 failed[j] = failed[first[k]]
     return out, failed
+
+
+def _in_batches(fn: Callable[[list], np.ndarray], items: list, batch_size: int,
+                advance: Callable[[int], None]) -> np.ndarray:
+    """fn over items in the encoder's own batch size (same vectors), reporting each batch done."""
+    parts = []
+    for i in range(0, len(items), batch_size):
+        parts.append(fn(items[i : i + batch_size]))
+        advance(len(parts[-1]))
+    return np.concatenate(parts)
