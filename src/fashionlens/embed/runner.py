@@ -154,11 +154,11 @@ def _run(encoder: Encoder, modality: str, keys: list[str], encode: EncodeFn, cac
     return out, failed
 
 
-def _in_batches(fn: Callable[[list], np.ndarray], items: list, batch_size: int,
+def _in_batches(fn: Callable[[list], np.ndarray], items: list, batch_size: int | None,
                 advance: Callable[[int], None]) -> np.ndarray:
     """fn over items in the encoder's own batch size (same vectors), reporting each batch done."""
-    parts = []
-    for i in range(0, len(items), batch_size):
-        parts.append(fn(items[i : i + batch_size]))
+    parts, step = [], batch_size or len(items)
+    for i in range(0, len(items), step):
+        parts.append(fn(items[i : i + step]))
         advance(len(parts[-1]))
     return np.concatenate(parts)
