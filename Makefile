@@ -29,6 +29,8 @@ test: install browser
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
+# The quick benchmarks (encoders_throughput, index_search, sales_synthetic) with their default
+# arguments, via benchmarks/run_all.py (`--list`, `--only NAME`); the long ones are run by hand.
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/run_all.py
 

@@ -11,6 +11,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fashionlens.errors import InvalidInputError
+
 C = TypeVar("C", bound="Config")
 
 
@@ -28,7 +30,7 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown {cls.__name__} key(s) {', '.join(unknown)} "
+            raise InvalidInputError(f"{source}: unknown {cls.__name__} key(s) {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(known))})")
         hints = typing.get_type_hints(cls)
         for name, value in data.items():
@@ -46,7 +48,7 @@ class Config:
             raise FileNotFoundError(f"config file {p} not found")
         data = yaml.safe_load(p.read_text()) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{p}: expected a mapping of config keys")
+            raise InvalidInputError(f"{p}: expected a mapping of config keys")
         return cls.from_dict(data, str(p))
 
     def to_yaml(self, path: str | Path) -> Path:

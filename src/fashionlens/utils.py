@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fashionlens.errors import InvalidInputError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[Path]:
@@ -80,7 +82,7 @@ MANIFEST_FORMAT = "fashionlens.manifest/1"
 HASH_LIMIT = 16 << 20
 
 
-class FolderError(ValueError):
+class FolderError(InvalidInputError):
     """A folder fashionlens refuses to read or to replace; the message names the file and the problem."""
 
 

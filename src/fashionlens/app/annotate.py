@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.utils import atomic_write
 
 COLUMNS = ["anchor", "a", "b", "choice", "anchor_id", "a_id", "b_id", "answered_at"]
@@ -29,7 +30,7 @@ def plan_triplets(catalog: Any, n: int, seed: int = 0, group: str = "articleType
     label when the catalog has it (those are the judgements labels cannot settle)."""
     ids = np.asarray(catalog.ids, dtype=object)
     if len(ids) < 3:
-        raise ValueError(f"the catalog has {len(ids)} items; annotation needs at least 3")
+        raise InvalidInputError(f"the catalog has {len(ids)} items; annotation needs at least 3")
     rng = np.random.default_rng(seed)
     labels = catalog.df[group].astype(str).to_numpy(object) if group in catalog.df.columns else np.zeros(len(ids))
     members = pd.Series(np.arange(len(ids))).groupby(labels).apply(np.asarray).to_dict()
@@ -66,7 +67,7 @@ class AnnotationStore:
             df = pd.read_csv(self.path, dtype={"anchor_id": str, "a_id": str, "b_id": str})
             missing = sorted(set(COLUMNS[:7]) - set(df.columns))
             if missing:
-                raise ValueError(f"{self.path} is not an annotation file (missing columns {', '.join(missing)})")
+                raise InvalidInputError(f"{self.path} is not an annotation file (missing columns {', '.join(missing)})")
             self.rows = df.reindex(columns=COLUMNS).to_dict("records")
         else:
             self.rows = []

@@ -35,6 +35,7 @@ from fashionlens.app.uploads import (
     UploadError,
     decode_image,
 )
+from fashionlens.errors import InvalidInputError
 
 HERE = Path(__file__).parent
 THUMB_SIZE = 256  # longest side of a served thumbnail
@@ -55,7 +56,7 @@ class Served:
                  query_cache: int = 1024, optimize: bool = True, upload_side: int = UPLOAD_SIDE,
                  max_decodes: int = MAX_DECODES):
         if not indexes:
-            raise ValueError("nothing to serve: give at least one index directory")
+            raise InvalidInputError("nothing to serve: give at least one index directory")
         self.indexes = indexes
         self.categorizers = categorizers or {}
         self.captioner = captioner

@@ -12,6 +12,7 @@ import os
 from PIL import Image
 
 from fashionlens.catalog import ImageError, open_image
+from fashionlens.errors import InvalidInputError
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000  # a 5000 x 5000 photo; larger ones are refused before decoding
@@ -32,7 +33,7 @@ MAGIC = (
 )
 
 
-class UploadError(ValueError):
+class UploadError(InvalidInputError):
     """An upload that is refused; `status` is the HTTP status to answer with."""
 
     def __init__(self, message: str, status: int = 400):

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fashionlens.errors import InvalidInputError, NotFoundError
+
 CORE_COLUMNS = ("id", "image", "text")
 
 
-class CatalogError(ValueError):
+class CatalogError(InvalidInputError):
     """The catalog as a whole cannot be read (missing path, empty, unknown columns)."""
 
 
@@ -90,7 +92,7 @@ class Catalog:
     def __init__(self, df: pd.DataFrame, root: str | Path = ".", report: ImportReport | None = None):
         missing = [c for c in CORE_COLUMNS if c not in df.columns]
         if missing:
-            raise ValueError(f"catalog frame lacks columns: {missing}")
+            raise InvalidInputError(f"catalog frame lacks columns: {missing}")
         self.df = df.reset_index(drop=True)
         self.df["id"] = self.df["id"].astype(str)
         self.root = Path(root)
@@ -127,13 +129,13 @@ class Catalog:
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.df.columns:
-            raise KeyError(f"unknown column '{name}'; catalog columns: {', '.join(self.df.columns)}")
+            raise NotFoundError(f"unknown column '{name}'; catalog columns: {', '.join(self.df.columns)}")
         return self.df[name].to_numpy()
 
     def item(self, item_id: str) -> Item:
         rows = self.df.index[self.df["id"] == str(item_id)]
         if len(rows) == 0:
-            raise KeyError(f"no item with id '{item_id}'")
+            raise NotFoundError(f"no item with id '{item_id}'")
         r = self.df.loc[rows[0]].to_dict()
         return Item(r["id"], r["image"], r["text"], {a: r[a] for a in self.attributes})
 

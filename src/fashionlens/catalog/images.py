@@ -7,11 +7,13 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from fashionlens.errors import InvalidInputError
+
 MAX_PIXELS = 40_000_000  # decompression-bomb guard (a 6k x 6k photo is fine)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-class ImageError(ValueError):
+class ImageError(InvalidInputError):
     """An image that cannot be used; the message says why."""
 
 

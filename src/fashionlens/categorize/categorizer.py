@@ -39,7 +39,9 @@ from fashionlens.categorize.heads import (
     ZeroShotHead,
     build_captioner,
 )
+from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
 from fashionlens.utils import (
     atomic_dir,
@@ -86,11 +88,11 @@ class CategorizeConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown method '{self.method}'; choose one of {', '.join(METHODS)}")
+            raise InvalidInputError(f"unknown method '{self.method}'; choose one of {', '.join(METHODS)}")
         if self.balance not in BALANCE:
-            raise ValueError(f"unknown balance '{self.balance}'; choose one of {', '.join(BALANCE)}")
+            raise InvalidInputError(f"unknown balance '{self.balance}'; choose one of {', '.join(BALANCE)}")
         if self.augment not in ("none", "flip", "random"):
-            raise ValueError(f"unknown augment '{self.augment}'; choose none, flip or random")
+            raise InvalidInputError(f"unknown augment '{self.augment}'; choose none, flip or random")
         self.templates = tuple(self.templates)
         if self.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig
@@ -187,14 +189,14 @@ class Categorizer:
         y_all = clean_labels(catalog.column(cfg.label))
         has = np.flatnonzero(y_all != "")
         if len(has) < 2:
-            raise ValueError(f"column '{cfg.label}' has fewer than 2 labelled items")
+            raise InvalidInputError(f"column '{cfg.label}' has fewer than 2 labelled items")
         catalog, y_all = catalog.subset(has), y_all[has]
         self.hierarchy_ = LabelHierarchy.from_frame(catalog.df, KAGGLE_LEVELS)
         tr, va = stratified_split(y_all, cfg.val_size, cfg.seed) if cfg.val_size > 0 else (np.arange(len(y_all)), np.zeros(0, int))
         y_tr, self.merged_ = merge_rare(y_all[tr], cfg.min_class_size)
         self.classes_ = np.asarray(sorted(set(y_tr.tolist())), dtype=object)
         if len(self.classes_) < 2:
-            raise ValueError(f"column '{cfg.label}' needs at least 2 classes to train on, found {list(self.classes_)}")
+            raise InvalidInputError(f"column '{cfg.label}' needs at least 2 classes to train on, found {list(self.classes_)}")
         if cfg.cap_per_class:
             keep = cap_per_class(y_tr, cfg.cap_per_class, cfg.seed)
             tr, y_tr = tr[keep], y_tr[keep]
@@ -220,8 +222,8 @@ class Categorizer:
                 self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_), weights,
                 TuneConfig.from_dict(cfg.tune), log, self.progress, checkpoint)
         else:
-            tr_views = self._views(catalog.subset(tr), train=True)
-            va_views = self._views(catalog.subset(va)) if len(va) else []
+            tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
+            va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
             if cfg.method == "head":
                 X, yy = np.concatenate(tr_views), np.tile(yi_tr, len(tr_views))
                 if cfg.balance == "oversample":
@@ -263,7 +265,7 @@ class Categorizer:
                         names[owner].append(child)
         unknown = sorted(set(cfg.class_prompts) - set(names))
         if unknown:
-            raise ValueError(f"class_prompts names {unknown}, not classes of '{cfg.label}': {sorted(names)}")
+            raise InvalidInputError(f"class_prompts names {unknown}, not classes of '{cfg.label}': {sorted(names)}")
         return names | {c: list(t) for c, t in cfg.class_prompts.items()}
 
     # ---- predict ------------------------------------------------------------------------------
@@ -326,7 +328,11 @@ class Categorizer:
             unseen[c or "(missing)"] = unseen.get(c or "(missing)", 0) + 1
         sub = catalog.subset(np.flatnonzero(known))
         yi = np.asarray([index[c] for c in y[known]], np.int64)
-        proba = self.predict_proba(sub) if len(sub) else np.zeros((0, len(self.classes_)), np.float32)
+        proba = np.zeros((0, len(self.classes_)), np.float32)
+        if len(sub):  # items whose photo fails to decode are reported and not scored
+            views = self._views(sub)
+            ok = decoded(views[0])
+            sub, yi, proba = sub.subset(np.flatnonzero(ok)), yi[ok], self._combine([v[ok] for v in views])
         res = classification_metrics(yi, proba.argmax(1), list(self.classes_), proba)
         res["labels_unseen"] = {"n": int((~known).sum()), "labels": dict(sorted(unseen.items()))}
         res["label"], res["method"], res["encoder"] = label, self.config.method, self.config.encoder
@@ -395,7 +401,7 @@ class Categorizer:
         meta_path = cls.check(root)
         meta = read_json(meta_path)
         if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: unsupported format {meta.get('format')!r} (expected {FORMAT})")
+            raise InvalidInputError(f"{meta_path}: unsupported format {meta.get('format')!r} (expected {FORMAT})")
         if encoder is None and meta["config"].get("method") == "finetune":
             from fashionlens.encoders.registry import load_run_encoder
 
@@ -441,6 +447,10 @@ def _resolve(name: str, root: Path, method: str) -> str:
         p = resolve_run_dir(name, root)
         return str(p) if p.is_dir() else name  # a folder, else a registry name
     return resolve_ref(name, root)
+def _decoded_only(views: list[np.ndarray], y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Views and labels without the items whose photo failed to decode (zero rows, already reported)."""
+    ok = decoded(views[0])
+    return [v[ok] for v in views], y[ok]
 
 
 def _open_all(images: list[Any]) -> list[Any]:

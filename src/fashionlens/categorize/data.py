@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 
 # The Kaggle "Fashion Product Images" hierarchy, coarse to fine.
 KAGGLE_LEVELS = ("masterCategory", "subCategory", "articleType")
@@ -157,7 +158,7 @@ class AugmentedEncoder(Encoder):
 
     def __init__(self, inner: Encoder, kind: str = "hflip", copy: int = 0):
         if kind not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation '{kind}'; choose one of {', '.join(AUGMENTATIONS)}")
+            raise InvalidInputError(f"unknown augmentation '{kind}'; choose one of {', '.join(AUGMENTATIONS)}")
         inner._require("image")
         self.inner, self.kind, self.copy = inner, kind, copy
         self.name, self.dim, self.modalities = inner.name, inner.dim, inner.modalities

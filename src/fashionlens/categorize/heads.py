@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fashionlens.encoders.base import Encoder, l2_normalize
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import (
     classification_metrics,
     confusion_matrix,
@@ -41,6 +42,18 @@ def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
 
 
+def one_cycle(opt: Any, max_lr: float | list[float], total_steps: int, pct_start: float) -> Any:
+    """torch's OneCycleLR with a warm-up that never ends at step 0.
+
+    torch divides by `pct_start * total_steps - 1`, which is zero when the warm-up is exactly one
+    step (e.g. 10 steps at 0.1: `--epochs 5` on two batches); from 4 steps on the warm-up spans >= 2.
+    """
+    import torch
+
+    pct = max(pct_start, 2 / total_steps) if total_steps >= 4 else pct_start
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct)
+
+
 class ZeroShotHead:
     """Cosine similarity to prompt-ensembled class texts (mean of unit text vectors per name).
 
@@ -61,7 +74,7 @@ class ZeroShotHead:
               scale: float = 100.0, names: dict[str, Sequence[str]] | None = None) -> ZeroShotHead:
         """`names`: label -> the texts that describe it (default: the label itself)."""
         if not {"image", "text"} <= set(encoder.modalities):
-            raise ValueError(
+            raise InvalidInputError(
                 f"zero-shot needs an encoder with image and text towers in one space; "
                 f"'{encoder.name}' encodes only: {', '.join(encoder.modalities)}"
             )
@@ -192,7 +205,7 @@ class MLPHead:
         loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=self.label_smoothing)
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps = self.epochs * max(1, -(-len(Xt) // self.batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.1)
+        sched = one_cycle(opt, self.lr, steps, pct_start=0.1)
         gen = torch.Generator().manual_seed(self.seed)
         names = list(labels) if labels is not None else [str(i) for i in range(n_classes)]
         best, best_state, waited = -1.0, None, 0
@@ -342,6 +355,6 @@ def build_captioner(spec: str, source: Path | None = None) -> Captioner:
     enc = create(spec) if source is None else create_from_config(spec, source=source, field="config.encoder",
                                                                   folder=".")
     if not isinstance(enc, Captioner):
-        raise ValueError(f"encoder '{spec}' cannot write captions (it has no caption(images) method); "
+        raise InvalidInputError(f"encoder '{spec}' cannot write captions (it has no caption(images) method); "
                          "use a BLIP/GIT encoder or a local transformers captioning folder")
     return enc

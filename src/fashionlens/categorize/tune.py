@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.categorize.heads import CosineHead
+from fashionlens.categorize.heads import CosineHead, one_cycle
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.evaluation.classification import classification_metrics
 from fashionlens.utils import atomic_write, read_json, write_json
 
@@ -51,7 +52,7 @@ class TuneConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d or {}) - known
         if unknown:
-            raise ValueError(f"unknown fine-tune option(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise InvalidInputError(f"unknown fine-tune option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**(d or {}))
 
 
@@ -90,7 +91,7 @@ class _Checkpoint:
             return None
         meta = read_json(self.folder / "state.json")
         if meta.get("identity") != self.identity:
-            raise ValueError(f"{self.folder} holds a checkpoint of a different fine-tuning run (other data or "
+            raise InvalidInputError(f"{self.folder} holds a checkpoint of a different fine-tuning run (other data or "
                              "settings): delete it or write this run elsewhere")
         e = meta["epoch"]
         meta["tensors"] = load_file(str(self.folder / f"epoch-{e}.safetensors"))
@@ -147,8 +148,8 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
         _Photos(train.images, y_train, tuned.preprocess, cfg.augment), batch_size=cfg.batch_size, shuffle=True,
         num_workers=workers, drop_last=len(train) > cfg.batch_size, persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.lr, cfg.lr * cfg.backbone_lr_mult],
-                                                total_steps=cfg.epochs * max(1, len(loader)), pct_start=0.15)
+    sched = one_cycle(opt, [cfg.lr, cfg.lr * cfg.backbone_lr_mult], cfg.epochs * max(1, len(loader)),
+                      pct_start=0.15)
     amp = autocast_dtype(dev)
     best, best_state, waited, history, start = -np.inf, None, 0, [], 1
     ckpt = _Checkpoint(checkpoint, {"config": asdict(cfg), "classes": [str(c) for c in classes],
@@ -184,7 +185,7 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
             logits = cfg.scale * feats.float() @ nn.functional.normalize(weight, dim=1).T + bias
             loss = loss_fn(logits, y)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"fine-tuning loss became {float(loss)} at epoch {epoch}; lower tune.lr")
+                raise TrainingDivergedError(f"fine-tuning loss became {float(loss)} at epoch {epoch}; lower tune.lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from fashionlens.cli.common import friendly_errors, print_json, print_table
+from fashionlens.errors import InvalidInputError
 
 app = typer.Typer(help="Categorise products from their photos (zero-shot, probe, MLP head, fine-tune, caption).",
                   no_args_is_help=True)
@@ -27,10 +28,10 @@ def _read_prompts(path: Path) -> dict[str, list[str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"--class-prompts {path}: cannot read it as JSON ({e})") from e
+        raise InvalidInputError(f"--class-prompts {path}: cannot read it as JSON ({e})") from e
     if not isinstance(data, dict) or not all(
             isinstance(v, list) and v and all(isinstance(t, str) and t.strip() for t in v) for v in data.values()):
-        raise ValueError(f'--class-prompts {path}: expected {{"class": ["text", ...]}} with non-empty lists of texts')
+        raise InvalidInputError(f'--class-prompts {path}: expected {{"class": ["text", ...]}} with non-empty lists of texts')
     return {str(k): v for k, v in data.items()}
 
 
@@ -59,6 +60,7 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
+    json_out: bool = typer.Option(False, "--json", help="print the training summary and held-out metrics as JSON"),
 ) -> None:
     """Train on a seeded stratified split; the held-out part is scored into OUT/report."""
     from fashionlens.categorize.categorizer import CATEGORIZER_MARKS, CategorizeConfig, Categorizer
@@ -86,6 +88,11 @@ def train(
     clf.save(out)
     shutil.rmtree(ckpt, ignore_errors=True)  # the saved model supersedes it
     res = clf.evaluate(cat.subset(test_pos), report_dir=out / "report")
+    if json_out:
+        print_json({"model": str(out), "label": label, "method": method, "encoder": clf.config.encoder,
+                    "n_fit": len(fit_pos), "n_test": len(test_pos), "classes": [str(c) for c in clf.classes_],
+                    "merged": list(clf.merged_), "fit_seconds": round(clf.fit_seconds_, 2), "evaluation": res})
+        return
     typer.echo(f"{label} ({method}, {clf.config.encoder}): {len(fit_pos)} fit / {len(test_pos)} test items, "
                f"{len(clf.classes_)} classes, trained in {clf.fit_seconds_:.1f}s")
     if clf.merged_:
@@ -120,7 +127,7 @@ def evaluate(
         keep = np.asarray([i not in seen for i in cat.ids], bool)
         n_fit = int((~keep).sum())
         if not keep.any():
-            raise ValueError(f"every item of {catalog} was used to fit the model; pass --include-fit to score them")
+            raise InvalidInputError(f"every item of {catalog} was used to fit the model; pass --include-fit to score them")
         cat = cat.subset(np.flatnonzero(keep))
     res = clf.evaluate(cat, report_dir=report)
     res["n_skipped_fit_items"] = n_fit

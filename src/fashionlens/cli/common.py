@@ -3,32 +3,50 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, TypeVar
 
 import typer
 
+from fashionlens.errors import FashionlensError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Hugging Face libraries draw a "Loading weights" bar on every model load (on every command, --json
+# too); set before any of them is imported. Our own progress (fashionlens.progress) is unaffected.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 # Errors users cause (bad path, unknown name, bad column): one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, KeyError, ValueError, LookupError, RuntimeError)
+# Only our own types and paths the user named: a KeyError or ValueError from a bug keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (FashionlensError, FileNotFoundError, FileExistsError,
+                                                NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def friendly_errors(fn: F) -> F:
+    """A command whose user errors end in one `error:` line (exit 2) and whose warnings are one line each."""
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except USER_ERRORS as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            typer.echo(f"error: {msg}", err=True)
+            typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    # ours (a skipped item, a fallback) are sentences for the user; others keep where they came from
+    where = "" if category is UserWarning else f" ({category.__name__}, {filename}:{lineno})"
+    typer.echo(f"warning: {message}{where}", err=True)
 
 
 def print_json(obj: Any) -> None:

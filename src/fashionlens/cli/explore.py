@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fashionlens.cli.common import friendly_errors, print_json
+from fashionlens.errors import InvalidInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +40,7 @@ def register(app: typer.Typer) -> None:
         from fashionlens.explore.report import ExploreConfig, run_explore
 
         if k_min < 2 or k_max < k_min:
-            raise ValueError(f"need 2 <= --k-min <= --k-max (got {k_min}, {k_max})")
+            raise InvalidInputError(f"need 2 <= --k-min <= --k-max (got {k_min}, {k_max})")
         cat = load_catalog(catalog, check_images=False)
         if limit is not None:
             cat = cat.sample(limit, seed=seed)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fashionlens.cli.common import friendly_errors, print_json, print_table
+from fashionlens.errors import InvalidInputError
 
 app = typer.Typer(help="Perceptual alignment on 'which looks more similar' triplets (2AFC).",
                   no_args_is_help=True)
@@ -19,6 +20,7 @@ def triplets_cmd(
     out: Path = typer.Option(..., "--out", help="CSV to write (NIGHTS layout, source=proxy)"),
     n: int = typer.Option(2000, "--n", help="number of triplets"),
     seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json", help="print what was written as JSON"),
 ) -> None:
     """Mine PROXY triplets from catalog labels (same articleType+colour vs same articleType, ...)."""
     from fashionlens.catalog import load_catalog
@@ -26,6 +28,9 @@ def triplets_cmd(
 
     t = mine_proxy_triplets(load_catalog(catalog, check_images=False), n=n, seed=seed)
     save_triplets(t, out)
+    if json_out:
+        print_json({"triplets": str(out), "n": len(t), "source": t.source})
+        return
     typer.echo(f"wrote {len(t)} proxy triplets (from catalog labels, not human judgements) to {out}")
 
 
@@ -46,7 +51,7 @@ def evaluate_cmd(
     if split:
         t = t.subset(t.split == split)
         if not len(t):
-            raise ValueError(f"{triplets}: no rows with split '{split}'")
+            raise InvalidInputError(f"{triplets}: no rows with split '{split}'")
     encs = [create(e) for e in encoder]
     enc = encs if len(encs) > 1 else encs[0]
     res = evaluate_encoder(enc, t)
@@ -80,7 +85,7 @@ def train_cmd(
 
     cfg = PerceptualConfig.from_yaml(str(config))
     if not cfg.triplets:
-        raise ValueError(f"{config}: 'triplets' (a triplet CSV) is required")
+        raise InvalidInputError(f"{config}: 'triplets' (a triplet CSV) is required")
     metrics = train_perceptual(cfg, progress=not json_out)
     if json_out:
         print_json({k: v for k, v in metrics.items() if k != "history"})

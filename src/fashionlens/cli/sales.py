@@ -75,7 +75,7 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     res = evaluate(cat, tgt, spec, model, train, test, encoder=_encoder([spec], encoder),
                    cache_dir=cache_dir or DEFAULT_CACHE, hpo=hpo, study_path=out / "optuna.db" if hpo else None,
-                   seed=seed)
+                   seed=seed, progress=True)
     y, pred = tgt.values[test], res["predictions"]
     preds = pd.DataFrame({"id": cat.df["id"].iloc[test].to_numpy()})
     for j, col in enumerate(tgt.columns):
@@ -129,7 +129,7 @@ def compare(
     tgt = resolve_target(cat, target, task)
     train, test = _split(cat, test_where, test_size, seed)
     res = run_compare(cat, tgt, sa, sb, model, train, test, metric=metric, encoder=_encoder([sa, sb], encoder),
-                      cache_dir=cache_dir or DEFAULT_CACHE, n_boot=n_boot, seed=seed)
+                      cache_dir=cache_dir or DEFAULT_CACHE, n_boot=n_boot, seed=seed, progress=True)
     if json_out:
         print_json(res)
         return

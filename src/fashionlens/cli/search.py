@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fashionlens.cli.common import friendly_errors, print_json, print_table
+from fashionlens.errors import InvalidInputError
 from fashionlens.search.filters import parse_filters
 
 RESULT_COLUMNS = ("rank", "id", "score", "text")
@@ -39,15 +40,15 @@ def index_cmd(
     from fashionlens.catalog import load_catalog
     from fashionlens.encoders.registry import check_name
     from fashionlens.search.index import INDEX_MARKS, BuildConfig, build_index
-    from fashionlens.utils import check_replaceable
+    from fashionlens.utils import check_replaceable, read_json
 
     check_name(encoder)
     check_name(text_encoder)
     check_replaceable(out, INDEX_MARKS)  # before importing and embedding, not after
     if engine not in ("local", "ray"):
-        raise ValueError(f"unknown --engine '{engine}': use local or ray")
+        raise InvalidInputError(f"unknown --engine '{engine}': use local or ray")
     if address and engine != "ray":
-        raise ValueError("--address is only used with --engine ray")
+        raise InvalidInputError("--address is only used with --engine ray")
     cat = load_catalog(catalog, id_col=id_col, image_col=image_col, text_col=text_col, strict=strict,
                        limit=limit, progress=True)
     _report_import(cat, as_json)
@@ -56,9 +57,9 @@ def index_cmd(
 
         warm_cache_ray(encoder, cat, address=address)  # build_index then finds every photo cached
     idx = build_index(cat, out, BuildConfig(encoder=encoder, text_encoder=text_encoder, label_column=label or None))
-    if as_json:
+    if as_json:  # the index's own report: it also lists photos that failed to decode while embedding
         print_json({"index": str(out), "n_items": len(idx.index), "encoder": idx.info["encoder_name"],
-                    "import": cat.report.to_dict()})
+                    "import": read_json(out / "import_report.json")})
     else:
         typer.echo(f"indexed {len(idx.index)} items with {idx.info['encoder_name']} -> {out}")
 
@@ -104,7 +105,7 @@ def similar_cmd(
     from fashionlens.search.index import SearchIndex
 
     if (id is None) == (image is None):
-        raise ValueError("give exactly one of --id or --image")
+        raise InvalidInputError("give exactly one of --id or --image")
     idx = SearchIndex(index)
     img = open_image(image) if image is not None else None
     _show(idx.similar(item_id=id, image=img, k=top, filters=parse_filters(filter)), as_json, str(id or image))
@@ -126,8 +127,13 @@ def demo_cmd(
     n_train: int = typer.Option(8000, help="Items to index (and align on)."),
     n_test: int = typer.Option(2000, help="Held-out items to evaluate on (never seen by the index)."),
     seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (metrics, example hits) as JSON; "
+                                 "the step-by-step report goes to stderr."),
 ) -> None:
     """Index a sample of the catalog, evaluate on held-out items, run example queries, save a gallery."""
     from fashionlens.search.demo import run_demo
 
-    run_demo(catalog, out, n_train=n_train, n_test=n_test, seed=seed, echo=typer.echo)
+    summary = run_demo(catalog, out, n_train=n_train, n_test=n_test, seed=seed,
+                       echo=lambda s: typer.echo(s, err=as_json))
+    if as_json:
+        print_json(summary)

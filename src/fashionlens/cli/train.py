@@ -20,13 +20,9 @@ def retrieval_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train; the run directory becomes an encoder: `fashionlens index CATALOG --encoder run:<out>`."""
-    from fashionlens.train.retrieval import NonFiniteLossError, train_from_yaml
+    from fashionlens.train.retrieval import train_from_yaml
 
-    try:
-        res = train_from_yaml(config, out, resume=resume, progress=not as_json)
-    except (NonFiniteLossError, FileExistsError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    res = train_from_yaml(config, out, resume=resume, progress=not as_json)
     summary = {"run": str(res.out), "encoder": f"run:{res.out}", "best_epoch": res.best_epoch,
                "best_val_recall@10": round(res.best_recall10, 4), "epochs_run": len(res.history),
                "seconds": round(res.seconds, 1)}

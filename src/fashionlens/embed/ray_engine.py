@@ -28,6 +28,7 @@ from fashionlens.catalog.core import Catalog
 from fashionlens.embed.runner import DEFAULT_CACHE
 from fashionlens.embed.store import EmbeddingStore, read_shard, write_shard
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 from fashionlens.utils import file_hash
 
 EncoderSpec = str | Callable[[], Encoder]
@@ -161,10 +162,10 @@ def _embed_base(spec: EncoderSpec, base: Encoder, catalog: Catalog | Sequence[st
     import ray
 
     if cache_dir is None:
-        raise ValueError("the Ray engine needs a cache_dir: its Parquet shards are how workers hand back vectors "
+        raise InvalidInputError("the Ray engine needs a cache_dir: its Parquet shards are how workers hand back vectors "
                          "(on a cluster, a folder every node can reach)")
     if "image" not in base.modalities:
-        raise ValueError(f"encoder '{base.name}' has no image tower (it encodes: {', '.join(base.modalities)})")
+        raise InvalidInputError(f"encoder '{base.name}' has no image tower (it encodes: {', '.join(base.modalities)})")
     if isinstance(catalog, Catalog):
         ids, paths = [str(i) for i in catalog.ids], [str(p) for p in catalog.images]
     else:

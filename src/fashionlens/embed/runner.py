@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from fashionlens.catalog.core import Catalog
+from fashionlens.catalog.core import Catalog, ImportIssue, ImportReport
 from fashionlens.catalog.images import ImageError, open_image
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
-from fashionlens.progress import track
+from fashionlens.errors import InvalidInputError
+from fashionlens.progress import counter
 from fashionlens.utils import file_hash, text_hash
 
 DEFAULT_CACHE = Path(os.environ.get("FASHIONLENS_CACHE", Path.home() / ".cache" / "fashionlens" / "embeddings"))
+
+# encode(row positions, advance) -> (their vectors, {position: reason} of the rows not embedded);
+# advance(n) reports n more rows done, so progress moves within a chunk
+EncodeFn = Callable[[list[int], Callable[[int], None]], tuple[np.ndarray, dict[int, str]]]
 
 
 def embed_images(
@@ -30,36 +36,39 @@ def embed_images(
 
     Only `chunk_size` decoded images are held at once. With a cache, vectors are keyed by
     (encoder fingerprint, item id, file content hash): a re-run embeds only new or changed items
-    and a killed run resumes from its last finished chunk. An image that fails to decode is reported
-    (warning with its id) and gets a zero vector.
+    and a killed run resumes from its last finished chunk. An image that fails to decode gets a
+    zero row (every other row has unit norm, see `decoded`): it is reported (a warning with its id
+    and reason) on every run and never cached. `embed_catalog_images` leaves such items out instead.
     """
-    if encoder.image_base is not None:
-        return encoder.project_images(embed_images(encoder.image_base, catalog, cache_dir, chunk_size, progress))
-    if isinstance(catalog, Catalog):
-        ids, paths = catalog.ids, catalog.images
-    else:
-        paths = [str(p) for p in catalog]
-        ids = paths
-    keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
+    return _embed_images(encoder, catalog, cache_dir, chunk_size, progress)[0]
 
-    def encode(pos: list[int]) -> np.ndarray:
-        imgs, ok = [], []
-        for j in pos:
-            try:
-                imgs.append(open_image(paths[j]))
-                ok.append(j)
-            except ImageError as e:
-                warnings.warn(f"item {ids[j]}: {e} — skipped (zero vector)", stacklevel=3)
-        out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
-        if imgs:
-            vec = encoder.encode_images(imgs)
-            where = {j: k for k, j in enumerate(ok)}
-            for r, j in enumerate(pos):
-                if j in where:
-                    out[r] = vec[where[j]]
-        return out
 
-    return _run(encoder, "image", keys, encode, cache_dir, chunk_size, progress)
+def embed_catalog_images(
+    encoder: Encoder,
+    catalog: Catalog,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    chunk_size: int = 512,
+    progress: bool = True,
+) -> tuple[Catalog, np.ndarray]:
+    """(the catalog without the items whose photo failed to decode, the vectors of the rest).
+
+    What gets indexed or trained on never holds a zero vector; each item left out is reported
+    (see `embed_images`) and added to the returned catalog's import report with its reason.
+    """
+    vectors, failed = _embed_images(encoder, catalog, cache_dir, chunk_size, progress)
+    if not failed:
+        return catalog, vectors
+    keep = np.setdiff1d(np.arange(len(catalog)), list(failed))
+    out = catalog.subset(keep)
+    ids, rep = catalog.ids, catalog.report
+    out.report = ImportReport(rep.source, rep.n_read,
+                              [*rep.issues, *(ImportIssue(ids[j], failed[j]) for j in sorted(failed))])
+    return out, vectors[keep]
+
+
+def decoded(vectors: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of an `embed_images` result whose photo was embedded."""
+    return np.asarray(vectors).any(axis=1)
 
 
 def embed_texts(
@@ -74,24 +83,82 @@ def embed_texts(
         return encoder.project_texts(embed_texts(encoder.text_base, texts, cache_dir, chunk_size, progress))
     items = texts.texts if isinstance(texts, Catalog) else [str(t) for t in texts]
     keys = [text_hash(t) for t in items]
-    return _run(encoder, "text", keys, lambda pos: encoder.encode_texts([items[j] for j in pos]),
-                cache_dir, chunk_size, progress)
+
+    def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
+        return _in_batches(encoder.encode_texts, [items[j] for j in pos], encoder.batch_size, advance), {}
+
+    return _run(encoder, "text", keys, encode, cache_dir, chunk_size, progress)[0]
 
 
-def _run(encoder, modality, keys, encode, cache_dir, chunk_size, progress) -> np.ndarray:
+def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir: str | Path | None,
+                  chunk_size: int, progress: bool) -> tuple[np.ndarray, dict[int, str]]:
+    """(vectors with zero rows for failed photos, {row: reason} of those photos)."""
+    if encoder.image_base is not None:
+        base, failed = _embed_images(encoder.image_base, catalog, cache_dir, chunk_size, progress)
+        vectors = encoder.project_images(base)
+        vectors[list(failed)] = 0  # a projected zero row is the head's bias, not a marker of failure
+        return vectors, failed
+    if isinstance(catalog, Catalog):
+        ids, paths = catalog.ids, catalog.images
+    else:
+        paths = [str(p) for p in catalog]
+        ids = paths
+    keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
+
+    def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
+        imgs, ok, failed = [], [], {}
+        for r, j in enumerate(pos):
+            try:
+                imgs.append(open_image(paths[j]))
+                ok.append(r)
+            except ImageError as e:
+                failed[j] = str(e).split(": ", 1)[-1]  # the reason, without the path
+                warnings.warn(f"item {ids[j]}: {e} — skipped (not embedded)", stacklevel=2)
+        advance(len(failed))
+        out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
+        if imgs:
+            out[ok] = _in_batches(encoder.encode_images, imgs, encoder.batch_size, advance)
+        return out, failed
+
+    return _run(encoder, "image", keys, encode, cache_dir, chunk_size, progress)
+
+
+def _run(encoder: Encoder, modality: str, keys: list[str], encode: EncodeFn, cache_dir: str | Path | None,
+         chunk_size: int, progress: bool) -> tuple[np.ndarray, dict[int, str]]:
     if modality not in encoder.modalities:
-        raise ValueError(f"encoder '{encoder.name}' has no {modality} tower (it encodes: {', '.join(encoder.modalities)})")
-    if cache_dir is None:
-        chunks = [list(range(i, min(i + chunk_size, len(keys)))) for i in range(0, len(keys), chunk_size)]
-        it = track(chunks, f"embedding {modality}s ({encoder.name})") if progress else chunks
-        parts = [encode(c) for c in it]
-        return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), dtype=np.float32)
-    store = EmbeddingStore(cache_dir, encoder.fingerprint(), modality)
-    todo = store.missing(keys)
-    seen: set[str] = set()
-    todo = [j for j in todo if not (keys[j] in seen or seen.add(keys[j]))]  # duplicate texts once
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    it = track(chunks, f"embedding {len(todo)} {modality}s ({encoder.name})") if progress else chunks
-    for c in it:
-        store.put([keys[j] for j in c], encode(c))
-    return store.get(keys)
+        raise InvalidInputError(f"encoder '{encoder.name}' has no {modality} tower (it encodes: {', '.join(encoder.modalities)})")
+    out = np.zeros((len(keys), encoder.dim), dtype=np.float32)
+    store = EmbeddingStore(cache_dir, encoder.fingerprint(), modality) if cache_dir is not None else None
+    if store is not None:
+        cached = [j for j, k in enumerate(keys) if k in store]
+        if cached:
+            out[cached] = store.get([keys[j] for j in cached])
+    # to embed: rows not cached, and zero rows (older versions cached a failed photo as one)
+    first: dict[str, int] = {}
+    todo = [j for j in np.flatnonzero(~out.any(axis=1)).tolist() if first.setdefault(keys[j], j) == j]
+    failed: dict[int, str] = {}
+    shown = counter(f"embedding {len(todo)} {modality}s ({encoder.name})", len(todo)) if progress and todo else None
+    with shown or nullcontext(lambda n: None) as advance:
+        for c in (todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)):
+            vec, bad = encode(c, advance)
+            out[c] = vec
+            failed |= bad
+            if store is not None:  # failures are never cached: the next run reports them again
+                done = [r for r, j in enumerate(c) if j not in bad]
+                store.put([keys[c[r]] for r in done], vec[done])
+    for j, k in enumerate(keys):  # repeated keys (same text, same photo twice) were embedded once
+        if first.get(k, j) != j:
+            out[j] = out[first[k]]
+            if first[k] in failed:
+                failed[j] = failed[first[k]]
+    return out, failed
+
+
+def _in_batches(fn: Callable[[list], np.ndarray], items: list, batch_size: int | None,
+                advance: Callable[[int], None]) -> np.ndarray:
+    """fn over items in the encoder's own batch size (same vectors), reporting each batch done."""
+    parts, step = [], batch_size or len(items)
+    for i in range(0, len(items), step):
+        parts.append(fn(items[i : i + step]))
+        advance(len(parts[-1]))
+    return np.concatenate(parts)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -120,7 +122,7 @@ class Encoder:
     # ---- helpers ----------------------------------------------------------------------------
     def _require(self, modality: str) -> None:
         if modality not in self.modalities:
-            raise ValueError(
+            raise InvalidInputError(
                 f"encoder '{self.name}' has no {modality} tower (it encodes: {', '.join(self.modalities)})"
             )
 

@@ -15,6 +15,7 @@ from typing import Any
 from fashionlens.encoders.base import Preprocess
 from fashionlens.encoders.clip import OPENAI_MEAN, OPENAI_STD
 from fashionlens.encoders.loading import hf_preprocess, hub_load, source_of
+from fashionlens.errors import NotFoundError
 
 # name -> (hub id of the captioning checkpoint, licence, default resolution)
 CAPTIONERS: dict[str, tuple[str, str, int]] = {
@@ -57,7 +58,7 @@ def load_captioner(name: str, weights: str | Path | None = None, resize: str = "
                    device: str = "auto", batch_size: int = 16) -> Captioner:
     """`AutoModelForImageTextToText` (BlipForConditionalGeneration / GitForCausalLM) + tokenizer."""
     if name not in CAPTIONERS:
-        raise KeyError(f"unknown captioner '{name}'. Known: {', '.join(CAPTIONERS)}")
+        raise NotFoundError(f"unknown captioner '{name}'. Known: {', '.join(CAPTIONERS)}")
     from transformers import AutoModelForImageTextToText, AutoTokenizer
 
     source = source_of(weights, CAPTIONERS[name][0])

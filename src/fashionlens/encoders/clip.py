@@ -14,6 +14,7 @@ import numpy as np
 from fashionlens.encoders.base import ModelCard, Preprocess
 from fashionlens.encoders.loading import TorchEncoder, hub_load, loaded_card, source_of, with_source
 from fashionlens.encoders.registry import register
+from fashionlens.errors import InvalidInputError
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -81,7 +82,7 @@ def load_open_clip(name: str, model_name: str, pretrained: str | None = None,
         model_name, pretrained = f"local-dir:{Path(weights).resolve()}", None
     elif weights is not None:
         if model_name.startswith("hf-hub:"):
-            raise ValueError(f"'{name}': pass the directory holding open_clip_config.json and the "
+            raise InvalidInputError(f"'{name}': pass the directory holding open_clip_config.json and the "
                              f"weights (a hub snapshot), not a single file: {weights}")
         pretrained = str(weights)
     default = model_name if pretrained is None else f"open_clip {model_name} pretrained={pretrained}"

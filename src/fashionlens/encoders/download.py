@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from fashionlens.encoders.base import ModelCard
+from fashionlens.encoders.hub import ModelNotAvailableError
 from fashionlens.encoders.loading import NON_TORCH_FILES
 from fashionlens.encoders.registry import UnknownEncoderError, create, list_encoders
 
@@ -30,7 +31,7 @@ def download(name: str) -> list[Path]:
     """
     card = card_of(name)
     if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise RuntimeError(f"cannot download '{name}' while HF_HUB_OFFLINE=1 is set: "
+        raise ModelNotAvailableError(f"cannot download '{name}' while HF_HUB_OFFLINE=1 is set: "
                            f"run `env -u HF_HUB_OFFLINE fashionlens download {name}` on a machine with internet")
     hub_files: dict[str, list[str] | None] = card.extra.get("hub_files") or {}
     if not hub_files:
@@ -44,11 +45,11 @@ def download(name: str) -> list[Path]:
         try:
             paths.append(Path(snapshot_download(repo, allow_patterns=allow, ignore_patterns=NON_TORCH_FILES)))
         except GatedRepoError:
-            raise RuntimeError(f"'{name}' ({repo}) is gated: accept its licence at https://huggingface.co/{repo}, "
+            raise ModelNotAvailableError(f"'{name}' ({repo}) is gated: accept its licence at https://huggingface.co/{repo}, "
                                "then log in (`hf auth login` or HF_TOKEN) and retry") from None
         except RepositoryNotFoundError:
-            raise RuntimeError(f"'{name}': hub repository {repo} not found (private or renamed?)") from None
+            raise ModelNotAvailableError(f"'{name}': hub repository {repo} not found (private or renamed?)") from None
         except OSError as e:  # network errors subclass OSError; keep the library's reason, one line
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RuntimeError(f"could not download '{name}' ({repo}): {reason}") from None
+            raise ModelNotAvailableError(f"could not download '{name}' ({repo}): {reason}") from None
     return paths

@@ -9,6 +9,7 @@ import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard, Preprocess
 from fashionlens.encoders.registry import register
+from fashionlens.errors import InvalidInputError
 
 # TF-ported Lite weights expect inputs in [-1, 1]. 160 px: the 60x80 catalog photos gain nothing
 # from 224 px, and it is ~2x faster (see docs/benchmarks.md).
@@ -95,7 +96,7 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
     else:  # EfficientNet-PyTorch naming (_blocks.N._expand_conv ...): same order, same shapes
         src = [(k, v) for k, v in sd.items() if not k.startswith("_fc.")]
         if len(src) != len(target) or any(tuple(v.shape) != tuple(t.shape) for (_, v), t in zip(src, target.values())):
-            raise ValueError(f"{weights}: state_dict does not match {arch}")
+            raise InvalidInputError(f"{weights}: state_dict does not match {arch}")
         model.load_state_dict({k: v for k, (_, v) in zip(target, src)})
     return EfficientNetLiteEncoder(name, model, pp, device, batch_size)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from fashionlens.errors import FashionlensError
 
-class ModelNotAvailableError(RuntimeError):
+
+class ModelNotAvailableError(FashionlensError, RuntimeError):
     """A model is neither in the local cache nor reachable; the message says how to get it."""
 
 
@@ -13,6 +15,7 @@ def offline_error(name: str, source: str) -> ModelNotAvailableError:
     hint = " (HF_HUB_OFFLINE=1 is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
     return ModelNotAvailableError(
         f"model '{name}' ({source}) is not in the local cache and cannot be downloaded here{hint}. "
-        f"Fix: run `fashionlens download {name}` on a machine with internet, "
-        f"or pass --weights PATH to a local copy."
+        f"Fix: run `fashionlens download {name}` where there is internet and copy its Hugging Face "
+        f"cache (~/.cache/huggingface, or $HF_HOME) to this machine, or load a local copy in Python "
+        f"with create('{name}', weights=PATH)."
     )

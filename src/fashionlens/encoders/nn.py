@@ -28,6 +28,7 @@ from torch import nn
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 
 STRATEGIES = ("frozen", "partial", "lora")
 _BLOCK_NAMES = ("blocks", "layer", "layers", "stages")
@@ -45,7 +46,7 @@ class ProjectionHead(nn.Module):
                 nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
             )
         elif kind != "linear":
-            raise ValueError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
+            raise InvalidInputError(f"unknown head kind '{kind}' (use 'mlp' or 'linear')")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.skip(x)
@@ -169,7 +170,7 @@ class TextTower(Tower):
         self.tokenizer = getattr(encoder, "tokenizer", None)
         self.is_st = self.tokenizer is None and hasattr(model, "preprocess")
         if not self.is_st and self.tokenizer is None:
-            raise TypeError(f"text encoder '{encoder.name}' needs a SentenceTransformer .model or a .tokenizer")
+            raise InvalidInputError(f"text encoder '{encoder.name}' needs a SentenceTransformer .model or a .tokenizer")
         self.out_dim = int(encoder.dim)
         self.texts: list[str] = []
 
@@ -203,7 +204,7 @@ class TextTower(Tower):
 def _torch_model(encoder: Encoder) -> nn.Module:
     model = getattr(encoder, "model", None)
     if not isinstance(model, nn.Module):
-        raise TypeError(
+        raise InvalidInputError(
             f"encoder '{encoder.name}' exposes no torch `.model`, so only strategy 'frozen' can train it"
         )
     return model
@@ -217,7 +218,7 @@ def find_blocks(model: nn.Module) -> tuple[str, int]:
         if is_stack and len(mod) > best[1]:
             best = (name, len(mod))
     if not best[0]:
-        raise ValueError(f"{type(model).__name__} has no `blocks`/`layer` stack to unfreeze partially")
+        raise InvalidInputError(f"{type(model).__name__} has no `blocks`/`layer` stack to unfreeze partially")
     return best
 
 
@@ -229,7 +230,7 @@ def freeze_all_but_last(model: nn.Module, n_blocks: int) -> list[str]:
     """
     name, length = find_blocks(model)
     if not 1 <= n_blocks <= length:
-        raise ValueError(f"unfreeze_blocks must be in [1, {length}] for this model, got {n_blocks}")
+        raise InvalidInputError(f"unfreeze_blocks must be in [1, {length}] for this model, got {n_blocks}")
     start = f"{name}.{length - n_blocks}."
     on = False
     for pname, p in model.named_parameters():
@@ -251,7 +252,7 @@ def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, targets: Sequence[st
 
     targets = list(targets or attention_targets(model))
     if not targets:
-        raise ValueError(
+        raise InvalidInputError(
             f"LoRA: {name} has no attention projections ({'/'.join(_ATTN_NAMES)}) to adapt. LoRA is "
             "supported on the linear layers of ViT/BERT-like towers; fine-tune CNNs with strategy 'partial'"
         )
@@ -266,7 +267,7 @@ def build_tower(encoder: Encoder, modality: str, strategy: str = "frozen", *, un
                 image_size: int | None = None) -> Tower:
     """A tower of `encoder` for `modality`, prepared for `strategy`."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy '{strategy}' (use one of {', '.join(STRATEGIES)})")
+        raise InvalidInputError(f"unknown strategy '{strategy}' (use one of {', '.join(STRATEGIES)})")
     if strategy == "frozen":
         if image_size and modality == "image":
             encoder.preprocess = replace(encoder.preprocess, size=image_size)  # cache key follows
@@ -317,7 +318,7 @@ class DualEncoder(nn.Module):
         missing = [n for n, p in own.items() if p.requires_grad and n not in state]
         unknown = [n for n in state if n not in own]
         if missing or unknown:
-            raise ValueError(f"checkpoint does not fit this model: missing {missing[:3]}, unknown {unknown[:3]}")
+            raise InvalidInputError(f"checkpoint does not fit this model: missing {missing[:3]}, unknown {unknown[:3]}")
         with torch.no_grad():
             for n, v in state.items():
                 own[n].copy_(v)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionlens.encoders.base import Encoder, ModelCard
+from fashionlens.errors import NotFoundError
 from fashionlens.utils import require_file
 
 ENTRY_POINT_GROUP = "fashionlens.encoders"
@@ -44,7 +45,7 @@ _RUN_MODULES = {
 }
 
 
-class UnknownEncoderError(KeyError):
+class UnknownEncoderError(NotFoundError):
     """Raised for a name the registry does not know; the message lists the known names."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fashionlens.errors import NotFoundError
+
 H = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
 VISION = dict(**H, image_size=32, patch_size=8, initializer_range=0.02)  # BLIP defaults to 1e-10
 WORDS = ["red", "blue", "green", "black", "white", "shirt", "dress", "shoes", "jeans", "cotton", "kurta", "watch", "bag", "women", "men", "casual", "formal", "top", "skirt", "a", "the", "of", "with", "and"]
@@ -197,7 +199,7 @@ def build_tiny(name: str, root: str | Path, seed: int = 0) -> dict[str, Any]:
     import torch
 
     if name not in BUILDERS:
-        raise KeyError(f"no tiny builder for '{name}'. Known: {', '.join(BUILDERS)}")
+        raise NotFoundError(f"no tiny builder for '{name}'. Known: {', '.join(BUILDERS)}")
     torch.manual_seed(seed)
     out = BUILDERS[name](Path(root) / name)
     if name == "blip-base":

@@ -11,6 +11,7 @@ import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard
 from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
+from fashionlens.errors import InvalidInputError
 from fashionlens.utils import atomic_write, read_json, write_json
 
 
@@ -40,7 +41,7 @@ class TunedImageEncoder(Encoder):
     def load_trainable_state(self, state: dict[str, Any]) -> None:
         missing = set(self.trainable) - set(state)
         if missing:
-            raise ValueError(f"tuned weights lack {len(missing)} tensors, e.g. {sorted(missing)[0]}")
+            raise InvalidInputError(f"tuned weights lack {len(missing)} tensors, e.g. {sorted(missing)[0]}")
         self.tower.model.load_state_dict(state, strict=False)
 
     def _encode_images(self, images: list[Any]) -> np.ndarray:

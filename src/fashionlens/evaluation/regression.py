@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
+
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true, dtype=np.float64)
@@ -15,7 +17,7 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     if y.shape != p.shape:
         raise ValueError(f"y_true has shape {y.shape} but y_pred has shape {p.shape}")
     if y.size == 0:
-        raise ValueError("no items to score")
+        raise InvalidInputError("no items to score")
     return y, p
 
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
+
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of per-item values (vectorised: one (n_boot, n) draw)."""
@@ -54,7 +56,7 @@ def _prepare(loss_a, loss_b, denom) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"loss_a and loss_b must hold one loss per item; got shapes {a.shape} and {b.shape}")
     if len(a) < 2:
-        raise ValueError(f"need at least 2 paired items, got {len(a)}")
+        raise InvalidInputError(f"need at least 2 paired items, got {len(a)}")
     if denom is None:
         d = np.ones_like(a)
     else:
@@ -63,7 +65,7 @@ def _prepare(loss_a, loss_b, denom) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         if d.shape != a.shape:
             raise ValueError(f"denom must have one value per item ({len(a)}), got shape {d.shape}")
         if d.sum() <= 0:
-            raise ValueError("denom sums to zero (e.g. WAPE on items that sold nothing): statistic undefined")
+            raise InvalidInputError("denom sums to zero (e.g. WAPE on items that sold nothing): statistic undefined")
     if not (np.isfinite(a).all() and np.isfinite(b).all() and np.isfinite(d).all()):
         raise ValueError("losses contain NaN or inf")
     return a, b, d

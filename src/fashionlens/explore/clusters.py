@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.statistics import bootstrap_ci
 from fashionlens.progress import track
 
@@ -79,7 +80,7 @@ def _sweep(X: np.ndarray, ks: Sequence[int], seed: int, silhouette_sample: int, 
     X = _unit(X)
     ks = sorted({int(k) for k in ks if 2 <= int(k) < len(X)})
     if not ks:
-        raise ValueError(f"sweep_k: no k in the range fits {len(X)} items (need 2 <= k < n)")
+        raise InvalidInputError(f"sweep_k: no k in the range fits {len(X)} items (need 2 <= k < n)")
     rng = np.random.default_rng(seed)
     sub = rng.choice(len(X), size=min(silhouette_sample, len(X)), replace=False)
     inertia, sil, fits = [], [], {}

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fashionlens.errors import InvalidInputError
+
 
 def near_duplicate_pairs(X: np.ndarray, threshold: float = 0.97, block: int = 4096,
                          ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -19,7 +21,7 @@ def near_duplicate_pairs(X: np.ndarray, threshold: float = 0.97, block: int = 40
     import faiss
 
     if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        raise InvalidInputError(f"threshold must be in (0, 1], got {threshold}")
     X = np.asarray(X, dtype=np.float32)
     norms = np.linalg.norm(X, axis=1)
     valid = np.flatnonzero(norms > 1e-6)

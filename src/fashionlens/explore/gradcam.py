@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from fashionlens.encoders.base import Preprocess
+from fashionlens.errors import InvalidInputError
 
 CAM_METHODS = ("gradcam", "gradcam++", "eigencam", "layercam")
 
@@ -93,7 +94,7 @@ def fit_linear_head(backbone: Any, X: np.ndarray, y: Sequence[Any], C: float = 1
 
     y = np.asarray([str(v) for v in y])
     if len(set(y)) < 2:
-        raise ValueError("fit_linear_head: need at least two classes")
+        raise InvalidInputError("fit_linear_head: need at least two classes")
     clf = LogisticRegression(C=C, max_iter=max_iter).fit(X, y)
     w, b = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
     if w.shape[0] == 1:
@@ -129,7 +130,7 @@ def compute_cams(model: Any, target_layer: Any, images: Sequence[Any], class_idx
 
     cls = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM, "layercam": LayerCAM}
     if method not in cls:
-        raise ValueError(f"unknown CAM method '{method}'; choose one of {', '.join(CAM_METHODS)}")
+        raise InvalidInputError(f"unknown CAM method '{method}'; choose one of {', '.join(CAM_METHODS)}")
     x = pixel_batch(list(images), preprocess)
     idx = [int(class_idx)] * len(x) if np.isscalar(class_idx) else [int(c) for c in class_idx]
     if len(idx) != len(x):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.explore.clusters import pyplot
 from fashionlens.explore.grids import load_thumb
 
@@ -33,11 +34,11 @@ def _project(X: np.ndarray, method: str, pca_dims: int, seed: int) -> np.ndarray
     from sklearn.decomposition import PCA
 
     if method not in METHODS:
-        raise ValueError(f"unknown projection '{method}'; choose one of {', '.join(METHODS)}")
+        raise InvalidInputError(f"unknown projection '{method}'; choose one of {', '.join(METHODS)}")
     X = np.asarray(X, dtype=np.float32)
     n = len(X)
     if n < 5:
-        raise ValueError(f"project: need at least 5 items for a 2-D map, got {n}")
+        raise InvalidInputError(f"project: need at least 5 items for a 2-D map, got {n}")
     d = min(pca_dims, X.shape[1], n - 1)
     Z = PCA(n_components=d, random_state=seed).fit_transform(X) if d < X.shape[1] else X
     if method == "pca":

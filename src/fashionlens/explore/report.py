@@ -17,6 +17,7 @@ import pandas as pd
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 from fashionlens.explore import clusters as cl
 from fashionlens.explore.duplicates import duplicate_groups, near_duplicate_pairs
 from fashionlens.explore.grids import groups_grid, image_grid
@@ -123,7 +124,7 @@ def run_explore(catalog: Catalog, encoder: Encoder, out_dir: str | Path, config:
                 cache_dir: str | Path | None = None, embeddings: np.ndarray | None = None) -> dict[str, Any]:
     """Explore `catalog` with `encoder`; writes report.html, summary.json, clusters.csv,
     near_duplicates.csv into `out_dir` and returns the summary."""
-    from fashionlens.embed import DEFAULT_CACHE, embed_images
+    from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images
 
     cfg = config or ExploreConfig()
     out = Path(out_dir)
@@ -135,13 +136,13 @@ def run_explore(catalog: Catalog, encoder: Encoder, out_dir: str | Path, config:
         catalog.column(c)  # unknown column: a clear KeyError before any work
     bad = [m for m in cfg.maps if m not in METHODS]
     if bad:
-        raise ValueError(f"unknown map method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+        raise InvalidInputError(f"unknown map method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
     if len(catalog) < 10:
-        raise ValueError(f"explore needs at least 10 items, the catalog has {len(catalog)}")
+        raise InvalidInputError(f"explore needs at least 10 items, the catalog has {len(catalog)}")
     if embeddings is None:
         stage("embed", f"embedding {len(catalog)} photos with {encoder.name}")
-        X = embed_images(encoder, catalog, cache_dir=cache_dir if cache_dir is not None else DEFAULT_CACHE,
-                         progress=cfg.progress)
+        catalog, X = embed_catalog_images(encoder, catalog, cache_dir if cache_dir is not None else DEFAULT_CACHE,
+                                          progress=cfg.progress)  # photos that fail to decode are left out
     else:
         X = np.asarray(embeddings, dtype=np.float32)
     if len(X) != len(catalog):

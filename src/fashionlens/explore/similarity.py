@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fashionlens.encoders.base import Encoder, Preprocess
+from fashionlens.errors import InvalidInputError
 from fashionlens.explore.grids import get_font
 
 
@@ -31,7 +32,7 @@ def encoder_feature_fn(encoder: Encoder,
     `forward_features`; tokens (ViT) go through `reshape_transform` into (B, C, h, w)."""
     model = getattr(encoder, "model", None)
     if model is None or not hasattr(model, "forward_features"):
-        raise ValueError(f"encoder '{encoder.name}' exposes no torch feature map (needs .model.forward_features); "
+        raise InvalidInputError(f"encoder '{encoder.name}' exposes no torch feature map (needs .model.forward_features); "
                          "pass feature_fn= returning (B, C, h, w) instead")
 
     def fn(x: Any) -> Any:
@@ -95,7 +96,7 @@ def why_similar(encoder: Encoder, img_a: Any, img_b: Any, out_path: str | Path |
                 title: str = "", feature_fn: Callable[[Any], Any] | None = None) -> Image.Image:
     """Similarity maps of a search hit rendered side by side; saved as PNG when `out_path` is given."""
     if encoder.preprocess is None:
-        raise ValueError(f"encoder '{encoder.name}' has no image preprocessing")
+        raise InvalidInputError(f"encoder '{encoder.name}' has no image preprocessing")
     fn = feature_fn or encoder_feature_fn(encoder)
     img = render_similarity(similarity_maps(fn, img_a, img_b, encoder.preprocess), title)
     if out_path is not None:

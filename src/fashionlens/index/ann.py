@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.index.base import write_backend
 from fashionlens.index.exact import ExactIndex, _faiss, load_rows, prepare_query
 from fashionlens.utils import FolderError, atomic_write
@@ -170,10 +171,10 @@ class IVFPQIndex(_RerankedANN):
         faiss = _faiss()
         p = self.params
         if len(vectors) < 1000:
-            raise ValueError(f"ivfpq needs at least 1,000 vectors to train (got {len(vectors)}); "
+            raise InvalidInputError(f"ivfpq needs at least 1,000 vectors to train (got {len(vectors)}); "
                              "use the exact or hnsw backend for small catalogs")
         if self.dim % int(p["m"]):
-            raise ValueError(f"ivfpq: m={p['m']} must divide the vector dim {self.dim}")
+            raise InvalidInputError(f"ivfpq: m={p['m']} must divide the vector dim {self.dim}")
         quantizer = faiss.IndexFlatIP(self.dim)
         ann = faiss.IndexIVFPQ(quantizer, self.dim, int(p["nlist"]), int(p["m"]), int(p["nbits"]),
                                faiss.METRIC_INNER_PRODUCT)

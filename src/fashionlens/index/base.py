@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.utils import read_json, write_json
 
 BACKEND_FILE = "backend.json"
@@ -59,7 +60,7 @@ BACKENDS = ("exact", "hnsw", "ivfpq", "lance")
 
 def _cls(backend: str):
     if backend not in BACKENDS:
-        raise ValueError(f"unknown index backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+        raise InvalidInputError(f"unknown index backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
     return _backends()[backend]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.utils import FolderError
 
 # faiss switches from its SIMD loop to BLAS at this many queries. Its default (20) made 100-query
@@ -45,7 +46,7 @@ class IdRows:
     def position(self, item_id: str) -> int:
         pos = self._pos.get(str(item_id))
         if pos is None or not self.alive[pos]:
-            raise KeyError(f"no item with id '{item_id}' in the index")
+            raise NotFoundError(f"no item with id '{item_id}' in the index")
         return pos
 
 
@@ -170,7 +171,7 @@ def prepare_query(index, queries: np.ndarray, mask: np.ndarray | None,
     """
     q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     if q.shape[1] != index.dim:
-        raise ValueError(f"query dim {q.shape[1]} != index dim {index.dim} (built with another encoder?)")
+        raise InvalidInputError(f"query dim {q.shape[1]} != index dim {index.dim} (built with another encoder?)")
     allowed = index.alive if mask is None else index.alive & mask
     if exclude:
         allowed = allowed.copy()

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fashionlens.errors import InvalidInputError, NotFoundError
+
 NIGHTS_COLUMNS = ("ref_path", "left_path", "right_path", "left_vote", "right_vote", "split")
 PLAIN_COLUMNS = ("anchor", "a", "b", "choice")
 # Proxy rules: (attributes the "closer" candidate shares with the anchor, attributes the other shares).
@@ -104,21 +106,21 @@ def load_triplets(path: str | Path, root: str | Path | None = None) -> Triplets:
         choice = df["choice"].to_numpy(float)
         bad = np.flatnonzero(~((choice >= 0) & (choice <= 1)))
         if len(bad):
-            raise ValueError(f"{path}: row {int(bad[0]) + 2}: choice must be 0, 1 or a vote share in [0, 1], "
+            raise InvalidInputError(f"{path}: row {int(bad[0]) + 2}: choice must be 0, 1 or a vote share in [0, 1], "
                              f"got {df['choice'].iloc[bad[0]]!r}")
         lv, rv = 1.0 - choice, choice
         refs, lefts, rights = df["anchor"], df["a"], df["b"]
         split = df["split"].astype(str).to_numpy(object) if "split" in cols else np.array([])
     else:
-        raise ValueError(f"{path}: unknown triplet layout (columns {list(df.columns)}); expected "
+        raise InvalidInputError(f"{path}: unknown triplet layout (columns {list(df.columns)}); expected "
                          f"{', '.join(NIGHTS_COLUMNS)} or {', '.join(PLAIN_COLUMNS)}")
     for name, arr in (("left_vote", lv), ("right_vote", rv)):
         bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
         if len(bad):
-            raise ValueError(f"{path}: row {int(bad[0]) + 2}: {name} must be a count >= 0")
+            raise InvalidInputError(f"{path}: row {int(bad[0]) + 2}: {name} must be a count >= 0")
     empty = np.flatnonzero(lv + rv <= 0)
     if len(empty):
-        raise ValueError(f"{path}: row {int(empty[0]) + 2}: triplet has no votes")
+        raise InvalidInputError(f"{path}: row {int(empty[0]) + 2}: triplet has no votes")
     source = str(df["source"].iloc[0]) if "source" in cols and len(df) else "human"
 
     root_dir = str(base.resolve())
@@ -154,7 +156,7 @@ def mine_proxy_triplets(catalog: Any, n: int = 1000, seed: int = 0,
     df = catalog.df.reset_index(drop=True)
     missing = sorted({c for rule in rules for part in rule for c in part} - set(df.columns))
     if missing:
-        raise KeyError(f"catalog has no column(s) {', '.join(missing)} needed for proxy triplets")
+        raise NotFoundError(f"catalog has no column(s) {', '.join(missing)} needed for proxy triplets")
     rng = np.random.default_rng(seed)
     images = df["image"].astype(str).to_numpy(object)
     out: list[tuple[str, str, str, int]] = []
@@ -178,7 +180,7 @@ def mine_proxy_triplets(catalog: Any, n: int = 1000, seed: int = 0,
             out.append((images[a], images[p], images[q], int(rng.integers(2))))
             got += 1
     if not out:
-        raise ValueError("no proxy triplet could be mined: no anchor has both a matching and a contrasting item")
+        raise InvalidInputError("no proxy triplet could be mined: no anchor has both a matching and a contrasting item")
     ref = [o[0] for o in out]
     swap = np.array([o[3] for o in out], dtype=bool)  # True: the closer candidate goes right
     left = [o[2] if s else o[1] for o, s in zip(out, swap, strict=True)]
@@ -194,7 +196,7 @@ def split_by_reference(triplets: Triplets, test_size: float = 0.2, seed: int = 0
     """
     refs = sorted(set(triplets.ref))
     if len(refs) < 2:
-        raise ValueError("need at least two distinct reference images to hold some out")
+        raise InvalidInputError("need at least two distinct reference images to hold some out")
     rng = np.random.default_rng(seed)
     n_test = min(len(refs) - 1, max(1, round(test_size * len(refs))))
     held = set(rng.choice(refs, size=n_test, replace=False).tolist())

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.statistics import bootstrap_ci
 from fashionlens.perceptual.data import (
     Triplets,
@@ -41,7 +42,7 @@ def two_afc(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray, n_boot:
     """Vote-weighted 2AFC accuracy with a 95% percentile bootstrap CI over triplets."""
     s = two_afc_scores(d_left, d_right, p_left)
     if not len(s):
-        raise ValueError("no triplets to score")
+        raise InvalidInputError("no triplets to score")
     lo, hi = bootstrap_ci(s, n_boot, seed) if n_boot and len(s) > 1 else (float(s.mean()), float(s.mean()))
     return {"2afc": float(s.mean()), "ci95": [float(lo), float(hi)], "n": int(len(s))}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fashionlens.errors import InvalidInputError
 from fashionlens.perceptual.data import Triplets, load_triplets, split_by_reference
 from fashionlens.perceptual.evaluate import evaluate_encoder, view_features
 from fashionlens.perceptual.train import PerceptualConfig, fit_head, fit_lora
@@ -16,14 +17,14 @@ def split_triplets(triplets: Triplets, cfg: PerceptualConfig) -> tuple[Triplets,
     if cfg.split == "column":
         parts = {s: triplets.subset(triplets.split == s) for s in ("train", "val", "test")}
         if not len(parts["test"]) or not len(parts["train"]):
-            raise ValueError("split='column' needs rows with split 'train' and 'test'")
+            raise InvalidInputError("split='column' needs rows with split 'train' and 'test'")
         train, test = parts["train"], parts["test"]
         if len(parts["val"]):
             return train, parts["val"], test
     elif cfg.split == "reference":
         train, test = split_by_reference(triplets, cfg.test_size, cfg.seed)
     else:
-        raise ValueError(f"unknown split '{cfg.split}' (use 'reference' or 'column')")
+        raise InvalidInputError(f"unknown split '{cfg.split}' (use 'reference' or 'column')")
     train, val = split_by_reference(train, cfg.val_size, cfg.seed + 1)
     return train, val, test
 
@@ -49,9 +50,9 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
     from fashionlens.utils import atomic_write, write_json
 
     if cfg.mode not in ("mlp", "lora"):
-        raise ValueError(f"unknown mode '{cfg.mode}' (use 'mlp' or 'lora')")
+        raise InvalidInputError(f"unknown mode '{cfg.mode}' (use 'mlp' or 'lora')")
     if cfg.mode == "lora" and len(cfg.encoders) != 1:
-        raise ValueError("LoRA trains one backbone; give exactly one encoder (ensembles: mode 'mlp')")
+        raise InvalidInputError("LoRA trains one backbone; give exactly one encoder (ensembles: mode 'mlp')")
     triplets = triplets if triplets is not None else load_triplets(cfg.triplets)
     train, val, test = split_triplets(triplets, cfg)
     bases = [create(n, **cfg.encoder_kwargs) for n in cfg.encoders]

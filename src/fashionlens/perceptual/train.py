@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fashionlens.encoders.nn import PerceptualHead
+from fashionlens.errors import InvalidInputError
 from fashionlens.train.engine import FitConfig, FitResult, fit
 
 
@@ -93,7 +94,7 @@ class PerceptualConfig:
         data = yaml.safe_load(p.read_text()) or {}
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"{p}: unknown config key(s) {', '.join(unknown)}")
+            raise InvalidInputError(f"{p}: unknown config key(s) {', '.join(unknown)}")
         return cls(**data)
 
 
@@ -102,7 +103,7 @@ def _loss_fn(cfg: PerceptualConfig) -> Callable[..., torch.Tensor]:
         return lambda a, b, p: hinge_triplet_loss(a, b, p, cfg.margin)
     if cfg.loss == "logistic":
         return lambda a, b, p: logistic_triplet_loss(a, b, p, cfg.temperature)
-    raise ValueError(f"unknown loss '{cfg.loss}' (use 'hinge' or 'logistic')")
+    raise InvalidInputError(f"unknown loss '{cfg.loss}' (use 'hinge' or 'logistic')")
 
 
 def _vote_2afc(d_l: torch.Tensor, d_r: torch.Tensor, p: np.ndarray) -> float:
@@ -220,7 +221,7 @@ def fit_lora(encoder: Any, images: list[str], train_index: np.ndarray, train_p: 
 
     cfg = config or PerceptualConfig()
     if not isinstance(getattr(encoder, "model", None), nn.Module):
-        raise TypeError(f"encoder '{encoder.name}' exposes no torch `model`; LoRA needs one")
+        raise InvalidInputError(f"encoder '{encoder.name}' exposes no torch `model`; LoRA needs one")
     torch.manual_seed(cfg.seed)
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_targets), bias="none")

@@ -24,6 +24,7 @@ from fashionlens.catalog import (
     open_image,
     validate,
 )
+from fashionlens.errors import InvalidInputError
 
 WEEK_PREFIX = formats.WEEK_PREFIX
 LAYOUTS = ("auto", "visuelle", "hm", "listings", "catalog")
@@ -98,7 +99,7 @@ def load_hm(path: str | Path, start: str | None = None, end: str | None = None) 
     lo = pd.Timestamp(start) if start else t["t_dat"].min()
     hi = pd.Timestamp(end) if end else t["t_dat"].max()
     if lo > hi:
-        raise ValueError(f"empty sales window: start {lo.date()} is after end {hi.date()}")
+        raise InvalidInputError(f"empty sales window: start {lo.date()} is after end {hi.date()}")
     t = t[(t["t_dat"] >= lo) & (t["t_dat"] <= hi)]
     agg = t.groupby("article_id").agg(sales=("t_dat", "size"), revenue=("price", "sum"),
                                       price=("price", "mean"), first_sale=("t_dat", "min"))
@@ -116,7 +117,7 @@ def _parse_flag(values: pd.Series, column: str) -> pd.Series:
     s = values.astype(str).str.strip().str.lower()
     bad = ~s.isin(_TRUE | _FALSE)
     if bad.any():
-        raise ValueError(f"column '{column}': cannot read {s[bad].iloc[0]!r} as sold/not sold "
+        raise InvalidInputError(f"column '{column}': cannot read {s[bad].iloc[0]!r} as sold/not sold "
                          f"(use 1/0, true/false or yes/no)")
     return s.isin(_TRUE)
 
@@ -172,7 +173,7 @@ def load_sales_catalog(path: str | Path, layout: str = "auto", **kw) -> Catalog:
     if not p.exists():
         raise CatalogError(f"catalog path does not exist: {p}")
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout '{layout}'; choose one of {', '.join(LAYOUTS)}")
+        raise InvalidInputError(f"unknown layout '{layout}'; choose one of {', '.join(LAYOUTS)}")
     layout = detect_layout(p) if layout == "auto" else layout
     if layout == "visuelle":
         return load_visuelle(p)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fashionlens.catalog import Catalog
+from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.evaluation.regression import binary_metrics, regression_metrics
 from fashionlens.evaluation.statistics import paired_bootstrap, permutation_test
 from fashionlens.sales.data import (
@@ -57,7 +58,7 @@ class FeatureSpec:
     def parse(cls, spec: str) -> FeatureSpec:
         parts = [p.strip() for p in spec.split(",") if p.strip()]
         if not parts:
-            raise ValueError("empty feature SPEC: give catalog columns and/or 'image', comma-separated")
+            raise InvalidInputError("empty feature SPEC: give catalog columns and/or 'image', comma-separated")
         return cls(tuple(dict.fromkeys(p for p in parts if p != "image")), "image" in parts)
 
     def __str__(self) -> str:
@@ -70,30 +71,32 @@ def build_features(catalog: Catalog, spec: FeatureSpec | str, encoder=None, *, c
     """Feature table: the spec's catalog columns plus `img_0..` embedding columns when `image` is in it.
 
     Embeddings come from `embed_images(encoder, ...)` (or pass precomputed `embeddings`, one row per
-    item). Items without a photo (`has_image` False) get a zero embedding and a `has_image` indicator
-    column so a model can tell "no photo" from a photo. `pca` here reduces the whole catalog's
-    embeddings once (unsupervised); the estimators' own `pca` is fitted on training items only.
+    item). Items without a photo (`has_image` False, or a photo that fails to decode) get a zero
+    embedding and a `has_image` indicator column so a model can tell "no photo" from a photo. `pca`
+    here reduces the whole catalog's embeddings once (unsupervised); the estimators' own `pca` is
+    fitted on training items only.
     """
     spec = FeatureSpec.parse(spec) if isinstance(spec, str) else spec
     bad = [c for c in spec.columns if c not in catalog.df.columns or c in ("id", "image")]
     if bad:
         cols = ", ".join(c for c in catalog.df.columns if c not in ("id", "image"))
-        raise KeyError(f"unknown feature column(s) {', '.join(map(repr, bad))}; catalog columns: {cols}")
+        raise NotFoundError(f"unknown feature column(s) {', '.join(map(repr, bad))}; catalog columns: {cols}")
     X = catalog.df[list(spec.columns)].reset_index(drop=True).copy()
     if not spec.image:
         return X
-    has = catalog.df["has_image"].to_numpy(bool) if "has_image" in catalog.df else np.ones(len(catalog), bool)
+    has = np.array(catalog.df["has_image"], bool) if "has_image" in catalog.df else np.ones(len(catalog), bool)
     if embeddings is None:
         if encoder is None:
             from fashionlens.encoders.registry import create
 
             encoder = create(DEFAULT_ENCODER)
-        from fashionlens.embed import embed_images
+        from fashionlens.embed import decoded, embed_images
 
         rows = np.flatnonzero(has)
         emb = np.zeros((len(catalog), encoder.dim), dtype=np.float32)
         if len(rows):
             emb[rows] = embed_images(encoder, catalog.subset(rows), cache_dir=cache_dir, progress=progress)
+            has[rows] = decoded(emb[rows])  # failed photos (reported, zero rows) count as no photo
     else:
         emb = np.asarray(embeddings, dtype=np.float32)
         if len(emb) != len(catalog):
@@ -128,10 +131,10 @@ def resolve_target(catalog: Catalog, target: str, task: str = "auto") -> Target:
     Raises ValueError naming the column for text, missing values, a single class or a constant.
     """
     if task not in ("auto", "regression", "classification"):
-        raise ValueError(f"unknown task '{task}': use auto, regression or classification")
+        raise InvalidInputError(f"unknown task '{task}': use auto, regression or classification")
     cols = week_columns(catalog) if target == "weekly" else [c.strip() for c in target.split(",") if c.strip()]
     if not cols:
-        raise ValueError(f"target '{target}': no such column(s) (weekly needs week_0.. columns)")
+        raise InvalidInputError(f"target '{target}': no such column(s) (weekly needs week_0.. columns)")
     for c in cols:
         catalog.column(c)  # KeyError listing the columns
     df = catalog.df[cols]
@@ -139,7 +142,7 @@ def resolve_target(catalog: Catalog, target: str, task: str = "auto") -> Target:
         miss = df[c].isna()
         if miss.any():
             ids = ", ".join(catalog.df.loc[miss, "id"].astype(str).head(3))
-            raise ValueError(f"target column '{c}' has {int(miss.sum())} missing values (items {ids}, ...): "
+            raise InvalidInputError(f"target column '{c}' has {int(miss.sum())} missing values (items {ids}, ...): "
                              "fill or filter them first")
     if len(cols) == 1:
         s = df[cols[0]]
@@ -148,9 +151,9 @@ def resolve_target(catalog: Catalog, target: str, task: str = "auto") -> Target:
         if task == "classification" or (task == "auto" and binary_like):
             classes = sorted(low.unique())
             if len(classes) < 2:
-                raise ValueError(f"target column '{cols[0]}' has a single class ({s.iloc[0]!r}): nothing to classify")
+                raise InvalidInputError(f"target column '{cols[0]}' has a single class ({s.iloc[0]!r}): nothing to classify")
             if len(classes) > 2:
-                raise ValueError(f"target column '{cols[0]}' has {len(classes)} classes; sold/not-sold needs 2")
+                raise InvalidInputError(f"target column '{cols[0]}' has {len(classes)} classes; sold/not-sold needs 2")
             pos = next((v for v in classes if v in _TRUE), classes[-1])
             return Target(cols, (low == pos).to_numpy(dtype=int), "classification", [c for c in classes if c != pos] + [pos])
     values = np.empty((len(df), len(cols)))
@@ -158,11 +161,11 @@ def resolve_target(catalog: Catalog, target: str, task: str = "auto") -> Target:
         num = pd.to_numeric(df[c], errors="coerce") if df[c].dtype != bool else None
         if num is None or num.isna().any():
             example = df[c][num.isna()].iloc[0] if num is not None else True
-            raise ValueError(f"target column '{c}' holds non-numeric values (e.g. {example!r}); "
+            raise InvalidInputError(f"target column '{c}' holds non-numeric values (e.g. {example!r}); "
                              "regression needs numbers (for sold/not-sold use a 2-valued flag)")
         values[:, j] = num.to_numpy(dtype=float)
     if np.ptp(values, axis=0).max() == 0:
-        raise ValueError(f"target column '{cols[0]}' has a single value ({values[0, 0]:g}): nothing to predict")
+        raise InvalidInputError(f"target column '{cols[0]}' has a single value ({values[0, 0]:g}): nothing to predict")
     return Target(cols, values[:, 0] if len(cols) == 1 else values, "regression")
 
 
@@ -175,7 +178,7 @@ def split_catalog(catalog: Catalog, *, test_where: dict[str, list[str]] | None =
         for col, values in test_where.items():
             mask &= catalog.df[col].astype(str).isin([str(v) for v in values]).to_numpy()
         if mask.all() or not mask.any():
-            raise ValueError(f"test selection {test_where} leaves {int(mask.sum())} of {n} items for testing")
+            raise InvalidInputError(f"test selection {test_where} leaves {int(mask.sum())} of {n} items for testing")
         return np.flatnonzero(~mask), np.flatnonzero(mask)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
@@ -204,7 +207,7 @@ def item_losses(y: np.ndarray, pred: np.ndarray, metric: str) -> tuple[np.ndarra
         return ((y2 - p2) ** 2).sum(1), None
     if metric == "error":
         return ((p2 >= 0.5).astype(float) != y2).sum(1).astype(float), None
-    raise ValueError(f"unknown metric '{metric}': use wape or mae (regression), brier or error (classification)")
+    raise InvalidInputError(f"unknown metric '{metric}': use wape or mae (regression), brier or error (classification)")
 
 
 def _metrics(target: Target, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -228,13 +231,13 @@ def pick_group(catalog: Catalog) -> str | None:
 
 def evaluate(catalog: Catalog, target: Target, spec: FeatureSpec, model: str, train: np.ndarray,
              test: np.ndarray, *, encoder=None, cache_dir=None, embeddings=None, params: dict | None = None,
-             hpo: int = 0, study_path: str | Path | None = None, seed: int = 0) -> dict:
+             hpo: int = 0, study_path: str | Path | None = None, seed: int = 0, progress: bool = False) -> dict:
     """Fit `model` on `spec` features of the train rows and score it and the baselines on the test rows.
 
     Returns {"rows": [{name, metrics...}], "predictions": test predictions, "params": fitted params}.
     With `hpo` > 0 the hyper-parameters come from a K-fold Optuna search on the train rows.
     """
-    X = build_features(catalog, spec, encoder, cache_dir=cache_dir, embeddings=embeddings)
+    X = build_features(catalog, spec, encoder, cache_dir=cache_dir, embeddings=embeddings, progress=progress)
     y = target.values
     params = dict(params or {})
     if hpo:
@@ -260,7 +263,8 @@ def evaluate(catalog: Catalog, target: Target, spec: FeatureSpec, model: str, tr
 
 def compare(catalog: Catalog, target: Target, spec_a: FeatureSpec, spec_b: FeatureSpec, model: str,
             train: np.ndarray, test: np.ndarray, *, metric: str | None = None, encoder=None, cache_dir=None,
-            embeddings=None, n_boot: int = 2000, seed: int = 0, params: dict | None = None) -> dict:
+            embeddings=None, n_boot: int = 2000, seed: int = 0, params: dict | None = None,
+            progress: bool = False) -> dict:
     """Does feature set A beat B? Same model and split; paired bootstrap CI + two-sided p-values.
 
     `diff` = metric(A) - metric(B) on the test items (negative: A has less error).
@@ -269,7 +273,7 @@ def compare(catalog: Catalog, target: Target, spec_a: FeatureSpec, spec_b: Featu
     y = target.values
     preds = []
     for spec in (spec_a, spec_b):
-        X = build_features(catalog, spec, encoder, cache_dir=cache_dir, embeddings=embeddings)
+        X = build_features(catalog, spec, encoder, cache_dir=cache_dir, embeddings=embeddings, progress=progress)
         est = make_estimator(model, target.task, **(params or {})).fit(X.iloc[train], y[train])
         preds.append(_scores(est, X.iloc[test]))
     (la, den), (lb, _) = item_losses(y[test], preds[0], metric), item_losses(y[test], preds[1], metric)

@@ -17,6 +17,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from threadpoolctl import threadpool_limits
 
+from fashionlens.errors import InvalidInputError, NotFoundError
+
 MODELS = ("knn", "ridge", "rf", "gbr", "lgbm")
 IMAGE_PREFIX = "img_"
 
@@ -66,7 +68,7 @@ def _preprocessor(X: pd.DataFrame, encoding: str, pca: int | None, multi_output:
         elif encoding in ("onehot", "target"):
             enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         else:
-            raise ValueError(f"unknown encoding '{encoding}': use onehot or target")
+            raise InvalidInputError(f"unknown encoding '{encoding}': use onehot or target")
         to_str = FunctionTransformer(lambda d: d.astype(str), feature_names_out="one-to-one")
         parts.append(("cat", make_pipeline(fill, to_str, enc), categorical))
     if numeric:
@@ -78,7 +80,7 @@ def _preprocessor(X: pd.DataFrame, encoding: str, pca: int | None, multi_output:
         n = min(pca, len(X), len(img)) if pca else None
         parts.append(("img", PCA(n, random_state=0) if n else "passthrough", img))
     if not parts:
-        raise ValueError("no feature columns")
+        raise InvalidInputError("no feature columns")
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
 
@@ -117,7 +119,7 @@ class _SalesBase(BaseEstimator):
         from sklearn.pipeline import Pipeline
 
         if self.model not in MODELS:
-            raise ValueError(f"unknown model '{self.model}'; choose one of {', '.join(MODELS)}")
+            raise InvalidInputError(f"unknown model '{self.model}'; choose one of {', '.join(MODELS)}")
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = self._check_X(X, reset=True)
@@ -158,7 +160,7 @@ class SalesRegressor(RegressorMixin, _SalesBase):
 
     def fit(self, X, y):
         if self.log_target and y is not None and np.nanmin(np.asarray(y, dtype=float)) < 0:
-            raise ValueError("log_target=True needs a target >= 0 (it fits log1p(y))")
+            raise InvalidInputError("log_target=True needs a target >= 0 (it fits log1p(y))")
         return super().fit(X, y)
 
     def _model(self):
@@ -215,7 +217,7 @@ class SalesClassifier(ClassifierMixin, _SalesBase):
         y = column_or_1d(y, warn=True)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"the target has 1 class ({self.classes_[0] if len(y) else 'empty'}): nothing to classify")
+            raise InvalidInputError(f"the target has 1 class ({self.classes_[0] if len(y) else 'empty'}): nothing to classify")
         return super().fit(X, y)
 
     def predict_proba(self, X) -> np.ndarray:
@@ -259,7 +261,7 @@ class GroupMeanRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         X = _as_frame(X)
         if self.group not in X.columns:
-            raise KeyError(f"group column '{self.group}' is not among the features")
+            raise NotFoundError(f"group column '{self.group}' is not among the features")
         y = np.asarray(y, dtype=float)
         keys = X[self.group].astype(str).to_numpy()
         self.global_mean_ = y.mean(axis=0)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
+from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.evaluation.metrics import (
     chance_at_k,
@@ -99,7 +99,7 @@ def evaluate_encoder(encoder: Encoder, catalog: Catalog, name: str | None = None
                      category_column: str = "masterCategory", cache_dir: str | Path | None = DEFAULT_CACHE,
                      n_boot: int = 1000, progress: bool = False) -> RetrievalReport:
     """Embed the catalog (cached) and score the encoder; texts only if it has a text tower."""
-    img = embed_images(encoder, catalog, cache_dir, progress=progress)
+    catalog, img = embed_catalog_images(encoder, catalog, cache_dir, progress=progress)  # undecodable photos: out
     txt = embed_texts(encoder, catalog, cache_dir, progress=progress) if "text" in encoder.modalities else None
     df = catalog.df
     return evaluate_embeddings(name or encoder.name, img, txt,

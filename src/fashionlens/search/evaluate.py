@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
+from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_texts
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.metrics import (
     label_precision_at_k,
     metrics_from_ranks,
@@ -35,8 +36,8 @@ def evaluate_retrieval(
     (sets whose columns the catalog lacks are skipped).
     """
     if len(queries) < 2:
-        raise ValueError("need at least 2 items to evaluate retrieval")
-    images = embed_images(encoder, queries, cache_dir, progress=progress)
+        raise InvalidInputError("need at least 2 items to evaluate retrieval")
+    queries, images = embed_catalog_images(encoder, queries, cache_dir, progress=progress)  # undecodable photos: out
     out: dict[str, Any] = {}
     if "text" in encoder.modalities:
         texts = embed_texts(encoder, queries, cache_dir, progress=progress)

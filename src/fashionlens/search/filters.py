@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fashionlens.errors import InvalidInputError
+
 
 def parse_filters(filters: Sequence[str] | None) -> dict[str, str]:
     """`COL=VALUE` (or `COL:VALUE`) strings -> {col: value}."""
@@ -12,6 +14,6 @@ def parse_filters(filters: Sequence[str] | None) -> dict[str, str]:
         sep = "=" if "=" in f else ":"
         col, _, val = f.partition(sep)
         if not col or not val:
-            raise ValueError(f"bad filter '{f}': expected COL=VALUE")
+            raise InvalidInputError(f"bad filter '{f}': expected COL=VALUE")
         out[col.strip()] = val.strip()
     return out

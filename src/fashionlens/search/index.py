@@ -11,8 +11,9 @@ import numpy as np
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.config import Config
-from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
+from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.index.base import make_index, open_index
 from fashionlens.train.config import AlignConfig
 from fashionlens.utils import (
@@ -49,7 +50,8 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     """Embed, align (when the encoder lacks a text tower in its image space), index and save.
 
     Everything is written into a temporary sibling of `out` that replaces it in one rename
-    (`atomic_dir`): a crash at any point leaves the old index or the new one, never a mix."""
+    (`atomic_dir`): a crash at any point leaves the old index or the new one, never a mix. Items whose photo fails to decode are reported and left out
+    (listed in import_report.json)."""
     from fashionlens.encoders.registry import create, record_ref
 
     cfg = config or BuildConfig()
@@ -59,12 +61,14 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     with atomic_dir(out, marks=INDEX_MARKS) as tmp:
         if {"image", "text"} <= set(base.modalities):
             encoder, encoder_ref = base, record_ref(cfg.encoder, out)
+            catalog, vectors = embed_catalog_images(encoder, catalog, cfg.cache_dir, progress=progress)
         else:
+            catalog, _ = embed_catalog_images(base, catalog, cfg.cache_dir, progress=progress)  # align on these only
             encoder, history = align_encoders(base, create(cfg.text_encoder), catalog, tmp / "encoder", cfg,
                                               progress, name=f"run:{out / 'encoder'}")
             encoder_ref = "run:encoder"  # relative to the index directory
             info["alignment"] = history
-        vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
+            vectors = embed_images(encoder, catalog, cfg.cache_dir, progress=progress)
         info |= {"encoder": encoder_ref, "encoder_name": encoder.name if encoder_ref != "run:encoder" else
                  f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
                  "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
@@ -149,7 +153,7 @@ class SearchIndex:
 
         recorded = str(self.info.get("encoder"))
         if name and name not in (recorded, resolve_ref(recorded, self.folder), self.info.get("encoder_name")):
-            raise ValueError(
+            raise InvalidInputError(
                 f"index {self.folder} was built with encoder '{self.info.get('encoder_name')}', "
                 f"not '{name}': its vectors live in another space. Rebuild with --encoder {name} or drop --encoder."
             )
@@ -158,7 +162,7 @@ class SearchIndex:
     def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Text → image: the k photos that best match `query`, best first."""
         if not query.strip():
-            raise ValueError("empty query")
+            raise InvalidInputError("empty query")
         q = self.encoder.encode_texts([query])
         return self._results(q, k, filters)[0]
 
@@ -166,7 +170,7 @@ class SearchIndex:
                 filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Image → image: items that look like catalog item `item_id` (itself excluded) or a photo."""
         if (item_id is None) == (image is None):
-            raise ValueError("give exactly one of an item id or an image")
+            raise InvalidInputError("give exactly one of an item id or an image")
         if item_id is not None:
             q = self.index.vectors[self.index.position(item_id)][None]
             return self._results(q, k, filters, exclude=[str(item_id)])[0]
@@ -185,7 +189,7 @@ class SearchIndex:
         for col, val in filters.items():
             if col not in df.columns or col in ("image",):
                 cols = ", ".join(c for c in df.columns if c != "image")
-                raise KeyError(f"unknown filter column '{col}'; columns: {cols}")
+                raise NotFoundError(f"unknown filter column '{col}'; columns: {cols}")
             if col not in self._lower:
                 self._lower[col] = df[col].astype(str).str.lower().to_numpy()
             mask &= self._lower[col] == str(val).lower()
@@ -208,14 +212,15 @@ class SearchIndex:
 
     def _check_dim(self, q: np.ndarray) -> None:
         if q.shape[1] != self.index.dim:
-            raise ValueError(f"query vectors have dim {q.shape[1]} but the index has {self.index.dim}: built with another encoder")
+            raise InvalidInputError(f"query vectors have dim {q.shape[1]} but the index has {self.index.dim}: built with another encoder")
 
     # ---- maintenance ------------------------------------------------------------------------
     def add(self, catalog: Catalog, cache_dir: str | None = str(DEFAULT_CACHE), progress: bool = False) -> int:
-        """Embed and add new (or changed) items without rebuilding; returns how many."""
+        """Embed and add new (or changed) items without rebuilding; returns how many (photos that
+        fail to decode are reported and not added)."""
         import pandas as pd
 
-        vec = embed_images(self.encoder, catalog, cache_dir, progress=progress)
+        catalog, vec = embed_catalog_images(self.encoder, catalog, cache_dir, progress=progress)
         self.index.add(vec, catalog.ids)
         old = self.catalog.df[~self.catalog.df["id"].isin(set(catalog.ids))]
         self._sync(pd.concat([old, catalog.df], ignore_index=True))

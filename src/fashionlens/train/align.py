@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from fashionlens.encoders.nn import ProjectionHead
+from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train.config import AlignConfig
 from fashionlens.train.losses import info_nce, supcon
@@ -46,7 +47,7 @@ def train_alignment(
     if len(image_features) != len(text_features):
         raise ValueError("image and text features must have the same number of rows (paired items)")
     if len(image_features) < 20:
-        raise ValueError(f"need at least 20 paired items to align, got {len(image_features)}")
+        raise InvalidInputError(f"need at least 20 paired items to align, got {len(image_features)}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n = len(image_features)
@@ -88,7 +89,7 @@ def train_alignment(
                 yb = y[b]
                 loss = loss + cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]), cfg.supcon_temperature)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
+                raise TrainingDivergedError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, 5.0)

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from fashionlens.config import Config
+from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.train.runs import RunDir
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(TrainingDivergedError):
     """Training produced a NaN/inf loss; the message says where and what was kept."""
 
 
@@ -54,9 +55,9 @@ class FitConfig(Config):
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule '{self.schedule}' (use one of {', '.join(SCHEDULES)})")
+            raise InvalidInputError(f"unknown schedule '{self.schedule}' (use one of {', '.join(SCHEDULES)})")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise InvalidInputError(f"epochs must be >= 1, got {self.epochs}")
 
 
 class TrainTask(Protocol):
@@ -138,7 +139,7 @@ def fit(task: TrainTask, config: FitConfig, run: RunDir | None = None, resume: b
               for g in task.param_groups()]
     groups = [g for g in groups if g["params"]]
     if not groups:
-        raise ValueError(f"{cfg.description}: nothing to train (no parameter requires a gradient)")
+        raise InvalidInputError(f"{cfg.description}: nothing to train (no parameter requires a gradient)")
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * max(1, math.ceil(task.n_batches() / cfg.accumulate))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))

@@ -21,6 +21,7 @@ from fashionlens.config import Config
 from fashionlens.embed import DEFAULT_CACHE
 from fashionlens.encoders.base import Encoder
 from fashionlens.encoders.nn import DualEncoder, FeatureTower, build_dual_encoder, embed_rows
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train import losses
 from fashionlens.train.engine import FitConfig, NonFiniteLossError, fit, seed_everything
@@ -74,9 +75,9 @@ class RetrievalConfig(Config):
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSSES)})")
+            raise InvalidInputError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSSES)})")
         if self.accumulate < 1 or self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("accumulate and epochs must be >= 1 and batch_size >= 2")
+            raise InvalidInputError("accumulate and epochs must be >= 1 and batch_size >= 2")
 
 
 @dataclass
@@ -154,7 +155,7 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
         raise FileExistsError(f"{run.root} already holds a run; resume it (--resume) or choose another directory")
     if catalog is None:
         if not cfg.catalog:
-            raise ValueError("no catalog: set `catalog:` in the config or pass one")
+            raise InvalidInputError("no catalog: set `catalog:` in the config or pass one")
         from fashionlens.catalog import load_catalog
 
         catalog = load_catalog(cfg.catalog, limit=cfg.limit)
@@ -168,7 +169,7 @@ def train_retrieval(config: RetrievalConfig, out: str | Path, catalog: Catalog |
 
     val_mask = val_rows_by_id(list(catalog.ids), cfg.val_fraction)
     if val_mask.sum() < 5 or (~val_mask).sum() < 10:
-        raise ValueError(f"catalog too small to train: {len(catalog)} items ({int(val_mask.sum())} for validation)")
+        raise InvalidInputError(f"catalog too small to train: {len(catalog)} items ({int(val_mask.sum())} for validation)")
     col = cfg.label_column
     raw = catalog.column(col) if col and col in catalog.df.columns else np.arange(len(catalog))
     labels = torch.as_tensor(np.unique(np.asarray(raw).astype(str), return_inverse=True)[1])
@@ -206,7 +207,7 @@ def _init_from(model: DualEncoder, run: Path) -> None:
     own = dict(model.named_parameters())
     src = {k: v for k, v in load_file(str(path)).items() if k in own and own[k].shape == v.shape}
     if not any(k.endswith("_head.skip.weight") for k in src):
-        raise ValueError(f"init_from: {run} has no projection heads of the same shapes as this model")
+        raise InvalidInputError(f"init_from: {run} has no projection heads of the same shapes as this model")
     with torch.no_grad():
         for k, v in src.items():
             own[k].copy_(v)

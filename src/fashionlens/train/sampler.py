@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from fashionlens.errors import InvalidInputError
+
 
 class StratifiedBatchSampler:
     """Yields index batches of `batch_size` built from groups of `per_class` same-label items.
@@ -19,9 +21,9 @@ class StratifiedBatchSampler:
     def __init__(self, labels: Sequence, batch_size: int, per_class: int = 4, seed: int = 0,
                  drop_last: bool = False):
         if batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+            raise InvalidInputError(f"batch_size must be >= 2, got {batch_size}")
         if not 1 <= per_class <= batch_size:
-            raise ValueError(f"per_class must be in [1, batch_size], got {per_class}")
+            raise InvalidInputError(f"per_class must be in [1, batch_size], got {per_class}")
         _, self.labels = np.unique(np.asarray(labels).astype(str), return_inverse=True)
         self.batch_size, self.per_class, self.seed, self.drop_last = batch_size, per_class, seed, drop_last
         self.epoch = 0
