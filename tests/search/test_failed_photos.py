@@ -102,7 +102,7 @@ def test_categorizer_trains_and_scores_decoded_photos_only(tmp_path, catalog):
 
 
 def test_sales_features_treat_a_failed_photo_as_no_photo(tmp_path, catalog):
-    from fashionlens.sales.compare import build_features
+    from fashionlens.sales.forecast import build_features
 
     X, msgs = _warned(build_features, catalog, "image", MeanColour(), cache_dir=tmp_path / "c")
     assert any("item 7:" in m for m in msgs)
