@@ -111,13 +111,14 @@ def test_a_crashed_finetune_resumes_after_its_last_epoch(toy, tmp_path, one_torc
             Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(train, checkpoint=ckpt)
     finally:
         categorize._JsonLines = real
-    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-1.safetensors", "optim-1.pt", "state.json"]
-    # the crash hit inside epoch 2's logging: epoch 1 is the last one saved
+    # the crash hit inside epoch 2's logging: epoch 1 (index 0) is the last one saved, no pickle anywhere
+    assert json.loads((ckpt / "checkpoints" / "last" / "state.json").read_text())["epoch"] == 0
+    assert not list(ckpt.rglob("*.pt")) and list(ckpt.rglob("*.safetensors"))
     resumed = Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(
         train, log_path=tmp_path / "log.jsonl", checkpoint=ckpt)
     assert [r["epoch"] for r in resumed.history_] == [1, 2, 3, 4]
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 4  # restored rows are logged again
-    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 4
+    assert json.loads((ckpt / "checkpoints" / "last" / "state.json").read_text())["epoch"] == 3
     straight = Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(train)
     assert [r["train_loss"] for r in straight.history_] == pytest.approx([r["train_loss"] for r in resumed.history_],
                                                                         rel=1e-4)

@@ -93,8 +93,19 @@ def test_schedules() -> None:
     assert cos(0) == 1.0 and cos(50) == pytest.approx(0.5) and cos(100) == pytest.approx(0.0)
     warm = _lr_lambda(FitConfig(schedule="warmup_cosine", warmup=0.1), 100)
     assert warm(0) == pytest.approx(0.1) and warm(9) == pytest.approx(math.cos(math.pi * 0.09) * 0.5 + 0.5)
+    one = _lr_lambda(FitConfig(schedule="onecycle", warmup=0.1), 100)  # torch OneCycleLR's shape
+    assert one(0) == pytest.approx(0.04) and one(9) == pytest.approx(1.0) and one(99) < 1e-5
+    ref = torch.optim.lr_scheduler.OneCycleLR(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), max_lr=1.0,
+                                              total_steps=100, pct_start=0.1, cycle_momentum=False)
+    lrs = []
+    for _ in range(100):
+        lrs.append(ref.get_last_lr()[0])
+        ref.optimizer.step()
+        ref.step()
+    assert [one(s) for s in range(0, 100, 7)] == pytest.approx(lrs[::7], abs=0.02)
+    assert _lr_lambda(FitConfig(schedule="onecycle", warmup=0.1), 10)(1) > 0  # 1-step warm-up: no ZeroDivision
     with pytest.raises(ValueError, match="unknown schedule"):
-        FitConfig(schedule="onecycle")
+        FitConfig(schedule="triangle")
 
 
 def test_a_resumed_run_ends_where_an_unbroken_one_does(tmp_path) -> None:
@@ -117,3 +128,11 @@ def test_a_resumed_run_ends_where_an_unbroken_one_does(tmp_path) -> None:
     assert [h["epoch"] for h in res.history] == [0, 1, 2, 3, 4]
     assert [h["score"] for h in res.history] == pytest.approx([h["score"] for h in first.history])
     assert torch.allclose(resumed.module.weight, unbroken.module.weight, atol=1e-6)
+
+
+def test_monitor_min_keeps_the_lowest_training_loss() -> None:
+    task = Regression()
+    task.validate = lambda: None  # type: ignore[method-assign]
+    res = fit(task, FitConfig(epochs=4, lr=0.05, monitor="train_loss", monitor_mode="min"))
+    losses = [h["train_loss"] for h in res.history]
+    assert res.best_epoch == int(np.argmin(losses)) and res.best_score == pytest.approx(-min(losses))

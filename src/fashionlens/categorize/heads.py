@@ -7,7 +7,6 @@ numpy arrays (`state()`, saved as safetensors — no pickle anywhere) plus JSON 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -40,18 +39,6 @@ def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = X.mean(axis=0).astype(np.float32)
     scale = X.std(axis=0).astype(np.float32)
     return mean, np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
-
-
-def one_cycle(opt: Any, max_lr: float | list[float], total_steps: int, pct_start: float) -> Any:
-    """torch's OneCycleLR with a warm-up that never ends at step 0.
-
-    torch divides by `pct_start * total_steps - 1`, which is zero when the warm-up is exactly one
-    step (e.g. 10 steps at 0.1: `--epochs 5` on two batches); from 4 steps on the warm-up spans >= 2.
-    """
-    import torch
-
-    pct = max(pct_start, 2 / total_steps) if total_steps >= 4 else pct_start
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct)
 
 
 class ZeroShotHead:
@@ -131,18 +118,15 @@ class ProbeHead:
         sw = sw / sw.mean()
         W = torch.zeros(x.shape[1], n_classes, requires_grad=True)
         b = torch.zeros(n_classes, requires_grad=True)
-        opt = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=1e-6,
-                                tolerance_change=1e-9, history_size=20, line_search_fn="strong_wolfe")
+        from fashionlens.train.engine import minimize_full_batch
+
         lam = 1.0 / (2 * self.C * len(t))
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
+        def objective() -> torch.Tensor:
             ce = torch.nn.functional.cross_entropy(x @ W + b, t, reduction="none")
-            loss = (ce * sw).mean() + lam * (W * W).sum()
-            loss.backward()
-            return loss
+            return (ce * sw).mean() + lam * (W * W).sum()
 
-        opt.step(closure)
+        minimize_full_batch([W, b], objective, self.max_iter)
         present = np.bincount(np.asarray(y, np.int64), minlength=n_classes) > 0
         self.coef_ = W.detach().numpy().T.copy()
         # classes absent from y have nothing to learn from: a very low bias, never predicted
@@ -193,58 +177,20 @@ class MLPHead:
         """`val` = (views of the validation features, labels); view probabilities are averaged (TTA)."""
         import torch
 
-        from fashionlens.encoders.torch_utils import resolve_device
+        from fashionlens.train.engine import FitConfig, fit
 
         torch.manual_seed(self.seed)
-        dev = resolve_device(self.device)
         self.mean_, self.scale_ = _standardise(X)
-        self.net_ = self._net(X.shape[1], n_classes).to(dev)
-        Xt = torch.from_numpy((X - self.mean_) / self.scale_).to(dev)
-        yt = torch.from_numpy(np.asarray(y, np.int64)).to(dev)
-        w = None if weights is None else torch.from_numpy(weights).to(dev)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=self.label_smoothing)
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        steps = self.epochs * max(1, -(-len(Xt) // self.batch_size))
-        sched = one_cycle(opt, self.lr, steps, pct_start=0.1)
-        gen = torch.Generator().manual_seed(self.seed)
+        self.net_ = self._net(X.shape[1], n_classes)
         names = list(labels) if labels is not None else [str(i) for i in range(n_classes)]
-        best, best_state, waited = -1.0, None, 0
-        self.history_: list[dict[str, Any]] = []
-        for epoch in range(1, self.epochs + 1):
-            t0 = time.perf_counter()
-            self.net_.train()
-            perm = torch.randperm(len(Xt), generator=gen).to(dev)
-            total = 0.0
-            for i in range(0, len(perm), self.batch_size):
-                b = perm[i : i + self.batch_size]
-                loss = loss_fn(self.net_(Xt[b]), yt[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(b)
-            proba = np.mean([self.predict_proba(v) for v in val[0]], axis=0)
-            m = classification_metrics(val[1], proba.argmax(1), names, proba)
-            cm = confusion_matrix(val[1], proba.argmax(1), n_classes)
-            row = {"epoch": epoch, "train_loss": total / len(Xt), "val_accuracy": m["accuracy"],
-                   "val_macro_f1": m["macro_f1"], "val_weighted_f1": m["weighted_f1"],
-                   "val_top5_accuracy": m["top5_accuracy"], "lr": sched.get_last_lr()[0],
-                   "seconds": round(time.perf_counter() - t0, 3), "top_confusions": top_confusions(cm, names, 5)}
-            improved = m["macro_f1"] > best + 1e-4
-            if improved:
-                best, waited = m["macro_f1"], 0
-                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-            else:
-                waited += 1
-            row["best"] = improved
-            self.history_.append(row)
-            if log is not None:
-                log(row)
-            if waited >= self.patience:
-                break
-        if best_state is not None:
-            self.net_.load_state_dict(best_state)
-        self.best_epoch_ = max((r["epoch"] for r in self.history_ if r["best"]), default=0)
+        task = _FeatureBatches(self, torch.from_numpy((X - self.mean_) / self.scale_), np.asarray(y, np.int64),
+                               weights, val, names)
+        cfg = FitConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, schedule="onecycle",
+                        warmup=0.1, monitor="val_macro_f1", min_delta=1e-4, patience=self.patience, seed=self.seed,
+                        device=self.device, description="training the head")
+        res = fit(task, cfg, log=None if log is None else lambda row: log(_epoch_from_1(row)))
+        self.history_ = [_epoch_from_1(r) for r in res.history]
+        self.best_epoch_ = res.best_epoch + 1
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -274,6 +220,48 @@ class MLPHead:
                                 if k.startswith("net.")})
         h.net_.eval()
         return h
+
+
+def _epoch_from_1(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "epoch": row["epoch"] + 1}  # train logs count epochs from 1
+
+
+class _FeatureBatches:
+    """The MLP head's engine task: shuffled batches of standardised features, label-smoothed
+    (optionally class-weighted) cross-entropy, validation macro F1 over flip views (TTA)."""
+
+    def __init__(self, head: MLPHead, X: Any, y: np.ndarray, weights: np.ndarray | None,
+                 val: tuple[list[np.ndarray], np.ndarray], names: list[str]):
+        import torch
+
+        self.head, self.module, self.X, self.val, self.names = head, head.net_, X, val, names
+        self.y = torch.from_numpy(y)
+        w = None if weights is None else torch.from_numpy(weights)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=head.label_smoothing)
+        self.device = torch.device("cpu")
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.module.parameters())}]
+
+    def n_batches(self) -> int:
+        return max(1, -(-len(self.X) // self.head.batch_size))
+
+    def batches(self, epoch: int) -> Any:
+        import torch
+
+        perm = torch.randperm(len(self.X), generator=torch.Generator().manual_seed(self.head.seed + epoch))
+        return (perm[i : i + self.head.batch_size] for i in range(0, len(perm), self.head.batch_size))
+
+    def loss(self, model: Any, b: Any) -> Any:
+        self.loss_fn.to(self.device)
+        return self.loss_fn(model(self.X[b].to(self.device)), self.y[b].to(self.device))
+
+    def validate(self) -> dict[str, Any]:
+        proba = np.mean([self.head.predict_proba(v) for v in self.val[0]], axis=0)
+        m = classification_metrics(self.val[1], proba.argmax(1), self.names, proba)
+        cm = confusion_matrix(self.val[1], proba.argmax(1), len(self.names))
+        return {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_weighted_f1": m["weighted_f1"],
+                "val_top5_accuracy": m["top5_accuracy"], "top_confusions": top_confusions(cm, self.names, 5)}
 
 
 class CosineHead:

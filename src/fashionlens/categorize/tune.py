@@ -5,15 +5,14 @@ partial unfreezing lets the last blocks adapt to catalog photos. The tuned backb
 `Encoder` (`TunedImageEncoder`, saved as a `run:` directory), the classifier as a `CosineHead`, so
 prediction, flip TTA, embedding caches, evaluation and the web app work unchanged.
 
-With a `checkpoint` folder every finished epoch is saved (safetensors + the optimiser state, written
-before the small JSON that points at them), and a rerun with the same data and settings continues
-after the last finished epoch: a CPU run takes hours, a crash should cost one epoch at most.
+With a `checkpoint` folder every finished epoch is saved by the training engine (atomic safetensors +
+JSON checkpoints, no pickle), and a rerun with the same data and settings continues after the last
+finished epoch: a CPU run takes hours, a crash should cost one epoch at most.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -22,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.categorize.heads import CosineHead, one_cycle
+from fashionlens.categorize.heads import CosineHead
 from fashionlens.encoders.base import Encoder
-from fashionlens.errors import InvalidInputError, TrainingDivergedError
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
-from fashionlens.utils import atomic_write, read_json, write_json
+from fashionlens.utils import read_json, write_json
 
 
 @dataclass
@@ -76,43 +75,72 @@ class _Photos:
         return pixel_batch([im], self.preprocess)[0], int(self.labels[i])
 
 
-class _Checkpoint:
-    """Per-epoch training state in a folder: epoch-numbered tensor files, then `state.json` naming them."""
+class _CosineClassifier:
+    """The tuned tower + a cosine classifier as one torch module (built lazily: torch stays unimported)."""
 
-    def __init__(self, folder: str | Path | None, identity: dict[str, Any]):
-        self.folder, self.identity = (Path(folder) if folder else None), identity
-
-    def load(self) -> dict[str, Any] | None:
-        """The last finished epoch's state, or None to start fresh (no folder, nothing saved yet)."""
+    @staticmethod
+    def build(tower: Any, k: int, dim: int, scale: float) -> Any:
         import torch
-        from safetensors.torch import load_file
+        from torch import nn
 
-        if self.folder is None or not (self.folder / "state.json").is_file():
+        class Module(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tower = tower
+                self.weight = nn.Parameter(torch.randn(k, dim) * 0.01)
+                self.bias = nn.Parameter(torch.zeros(k))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                feats = self.tower(x)  # unit norm; under autocast on GPUs
+                with torch.autocast(x.device.type, enabled=False):  # logits in fp32
+                    return scale * feats.float() @ nn.functional.normalize(self.weight, dim=1).T + self.bias
+
+        return Module()
+
+
+class _TuneTask:
+    """Engine task: augmented photo batches, label-smoothed cross-entropy, validation macro F1."""
+
+    def __init__(self, module: Any, tuned: Any, loader: Any, val: Catalog, y_val: np.ndarray,
+                 classes: Sequence[str], weights: np.ndarray | None, cfg: TuneConfig):
+        import torch
+
+        self.module, self.tuned, self.loader, self.cfg = module, tuned, loader, cfg
+        self.val, self.y_val, self.classes = val, y_val, list(classes)
+        w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=cfg.label_smoothing)
+        self.device = torch.device("cpu")
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        backbone = [p for p in self.module.tower.parameters() if p.requires_grad]
+        return [{"params": [self.module.weight, self.module.bias], "lr": self.cfg.lr},
+                {"params": backbone, "lr": self.cfg.lr * self.cfg.backbone_lr_mult}]
+
+    def n_batches(self) -> int:
+        return max(1, len(self.loader))
+
+    def batches(self, epoch: int) -> Any:
+        # order and augmentation depend on (seed, epoch) alone: a resumed run repeats an unbroken one
+        if getattr(self.loader, "generator", None) is not None:
+            self.loader.generator.manual_seed(self.cfg.seed + epoch)
+        return self.loader
+
+    def loss(self, model: Any, batch: Any) -> Any:
+        x, y = (t.to(self.device, non_blocking=True) for t in batch)
+        return self.loss_fn.to(self.device)(model(x), y)
+
+    def head(self) -> CosineHead:
+        from torch import nn
+
+        return CosineHead(nn.functional.normalize(self.module.weight, dim=1).detach().cpu().numpy(),
+                          self.module.bias.detach().cpu().numpy(), self.cfg.scale)
+
+    def validate(self) -> dict[str, float] | None:
+        if not len(self.val):
             return None
-        meta = read_json(self.folder / "state.json")
-        if meta.get("identity") != self.identity:
-            raise InvalidInputError(f"{self.folder} holds a checkpoint of a different fine-tuning run (other data or "
-                             "settings): delete it or write this run elsewhere")
-        e = meta["epoch"]
-        meta["tensors"] = load_file(str(self.folder / f"epoch-{e}.safetensors"))
-        meta["optim"] = torch.load(self.folder / f"optim-{e}.pt", map_location="cpu", weights_only=True)
-        return meta
-
-    def save(self, epoch: int, tensors: dict[str, Any], optim: dict[str, Any], state: dict[str, Any]) -> None:
-        import torch
-        from safetensors.torch import save_file
-
-        if self.folder is None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.folder / f"epoch-{epoch}.safetensors") as tmp:
-            save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-        with atomic_write(self.folder / f"optim-{epoch}.pt") as tmp:
-            torch.save(optim, tmp)
-        write_json(self.folder / "state.json", {"identity": self.identity, "epoch": epoch, **state})
-        for old in [*self.folder.glob("epoch-*.safetensors"), *self.folder.glob("optim-*.pt")]:
-            if old.stem.rsplit("-", 1)[-1] != str(epoch):
-                old.unlink(missing_ok=True)
+        proba = self.head().predict_proba(self.tuned.encode_images(self.val.images))
+        m = classification_metrics(self.y_val, proba.argmax(1), self.classes, proba)
+        return {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_top5_accuracy": m["top5_accuracy"]}
 
 
 def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog, y_val: np.ndarray,
@@ -122,100 +150,52 @@ def finetune(encoder: Encoder, train: Catalog, y_train: np.ndarray, val: Catalog
     """Train the last blocks + a cosine classifier; early stopping on validation macro F1.
 
     Returns (tuned encoder, head, per-epoch history). The best epoch's weights are kept. With
-    `checkpoint`, a rerun continues after the last finished epoch saved there."""
+    `checkpoint`, a rerun with the same data and settings continues after the last finished epoch."""
     import torch
-    from torch import nn
 
-    from fashionlens.encoders.torch_utils import autocast_dtype, resolve_device
     from fashionlens.encoders.tuned import TunedImageEncoder
-    from fashionlens.progress import track
+    from fashionlens.train.engine import FitConfig, fit
+    from fashionlens.train.runs import RunDir
 
     cfg = config
     torch.manual_seed(cfg.seed)
-    dev = resolve_device(cfg.device)
     tuned = TunedImageEncoder(encoder, cfg.unfreeze_blocks)
-    tower = tuned.tower.to(dev)
-    k = len(classes)
-    weight = nn.Parameter(torch.randn(k, tuned.dim, device=dev) * 0.01)
-    bias = nn.Parameter(torch.zeros(k, device=dev))
-    backbone = [p for p in tower.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": [weight, bias], "lr": cfg.lr},
-                             {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_mult}], weight_decay=cfg.weight_decay)
-    w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=dev)
-    loss_fn = nn.CrossEntropyLoss(weight=w, label_smoothing=cfg.label_smoothing)
-    workers = cfg.num_workers if cfg.num_workers >= 0 else (min(8, (os.cpu_count() or 2) - 1) if dev.type == "cuda" else 0)
+    module = _CosineClassifier.build(tuned.tower, len(classes), tuned.dim, cfg.scale)
+    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    workers = cfg.num_workers if cfg.num_workers >= 0 else (min(8, (os.cpu_count() or 2) - 1) if cuda else 0)
     loader = torch.utils.data.DataLoader(
         _Photos(train.images, y_train, tuned.preprocess, cfg.augment), batch_size=cfg.batch_size, shuffle=True,
         num_workers=workers, drop_last=len(train) > cfg.batch_size, persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed))
-    sched = one_cycle(opt, [cfg.lr, cfg.lr * cfg.backbone_lr_mult], cfg.epochs * max(1, len(loader)),
-                      pct_start=0.15)
-    amp = autocast_dtype(dev)
-    best, best_state, waited, history, start = -np.inf, None, 0, [], 1
-    ckpt = _Checkpoint(checkpoint, {"config": asdict(cfg), "classes": [str(c) for c in classes],
-                                    "train": [str(i) for i in train.ids], "val": [str(i) for i in val.ids]})
-    saved = ckpt.load()
-    if saved is not None:  # continue after the last finished epoch
-        t = saved["tensors"]
-        tuned.load_trainable_state({k[2:]: v for k, v in t.items() if k.startswith("t.")})
-        with torch.no_grad():
-            weight.copy_(t["cls.weight"].to(dev))
-            bias.copy_(t["cls.bias"].to(dev))
-        opt.load_state_dict(saved["optim"]["opt"])
-        sched.load_state_dict(saved["optim"]["sched"])
-        best_state = ({k[7:]: v for k, v in t.items() if k.startswith("best.t.")},
-                      CosineHead(t["best.weight"].numpy(), t["best.bias"].numpy(), cfg.scale))
-        best, waited, history, start = saved["best"], saved["waited"], saved["history"], saved["epoch"] + 1
-        for row in history:  # the log file is rewritten from the start by the caller
-            if log is not None:
-                log(row)
-    for epoch in range(start, cfg.epochs + 1):
-        if waited >= cfg.patience:
-            break
-        t0, total, seen = time.perf_counter(), 0.0, 0
-        # order and augmentation depend on (seed, epoch) alone: a resumed run repeats an uninterrupted one
-        loader.generator.manual_seed(cfg.seed + epoch)
-        torch.manual_seed(cfg.seed + epoch)
-        tower.train()
-        batches = track(loader, f"fine-tuning, epoch {epoch}/{cfg.epochs}") if progress else loader
-        for x, y in batches:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-                feats = tower(x)  # unit norm
-            logits = cfg.scale * feats.float() @ nn.functional.normalize(weight, dim=1).T + bias
-            loss = loss_fn(logits, y)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"fine-tuning loss became {float(loss)} at epoch {epoch}; lower tune.lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, seen = total + float(loss.detach()) * len(y), seen + len(y)
-        head = CosineHead(nn.functional.normalize(weight, dim=1).detach().cpu().numpy(),
-                          bias.detach().cpu().numpy(), cfg.scale)
-        proba = head.predict_proba(tuned.encode_images(val.images)) if len(val) else None
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1),
-                               "seconds": round(time.perf_counter() - t0, 2)}
-        if proba is not None:
-            m = classification_metrics(y_val, proba.argmax(1), list(classes), proba)
-            row |= {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_top5_accuracy": m["top5_accuracy"]}
-        score = row.get("val_macro_f1", -row["train_loss"])
-        row["best"] = improved = score > best + 1e-4
-        if improved:
-            best, waited = score, 0
-            best_state = (tuned.trainable_state(), head)
-        else:
-            waited += 1
-        history.append(row)
-        if log is not None:
-            log(row)
-        tensors = {f"t.{k}": v for k, v in tuned.trainable_state().items()}
-        tensors |= {f"best.t.{k}": v for k, v in best_state[0].items()}
-        tensors |= {"cls.weight": weight, "cls.bias": bias, "best.weight": torch.from_numpy(best_state[1].weight_),
-                    "best.bias": torch.from_numpy(best_state[1].bias_)}
-        ckpt.save(epoch, tensors, {"opt": opt.state_dict(), "sched": sched.state_dict()},
-                  {"best": best, "waited": waited, "history": history})
-    assert best_state is not None  # epoch 1 always improves on -inf
-    tuned.load_trainable_state(best_state[0])
-    tower.eval()  # stays on the device it trained on: predictions run there too
-    return tuned, best_state[1], history
+    task = _TuneTask(module, tuned, loader, val, y_val, classes, weights, cfg)
+    run = None
+    if checkpoint is not None:
+        run = RunDir(checkpoint)
+        _check_identity(run, {"config": asdict(cfg), "classes": [str(c) for c in classes],
+                              "train": [str(i) for i in train.ids], "val": [str(i) for i in val.ids]})
+    fit_cfg = FitConfig(epochs=cfg.epochs, weight_decay=cfg.weight_decay, lr=cfg.lr, schedule="onecycle", warmup=0.15,
+                        monitor="val_macro_f1" if len(val) else "train_loss",
+                        monitor_mode="max" if len(val) else "min", min_delta=1e-4, patience=cfg.patience,
+                        seed=cfg.seed, device=cfg.device, precision="bf16" if cuda else "no",
+                        description="fine-tuning", progress_batches=True)
+    resumed = run is not None and run.has_checkpoint("last")
+    if resumed and log is not None:  # the caller's log starts empty: replay the finished epochs first
+        for row in run.load_checkpoint("last")[1].get("history", []):
+            log({**row, "epoch": row["epoch"] + 1})
+    res = fit(task, fit_cfg, run, resume=resumed, progress=progress,
+              log=None if log is None else lambda row: log({**row, "epoch": row["epoch"] + 1}))
+    history = [{**r, "epoch": r["epoch"] + 1} for r in res.history]
+    tower = module.tower.eval()  # stays on the device it trained on: predictions run there too
+    tuned.tower = tower
+    return tuned, task.head(), history
+
+
+def _check_identity(run: Any, identity: dict[str, Any]) -> None:
+    """A checkpoint folder belongs to one fine-tuning run (same data and settings)."""
+    path = run.root / "identity.json"
+    if path.is_file():
+        if read_json(path) != identity:
+            raise InvalidInputError(f"{run.root} holds a checkpoint of a different fine-tuning run (other data or "
+                                    "settings): delete it or write this run elsewhere")
+    else:
+        write_json(path, identity)

@@ -25,7 +25,7 @@ from fashionlens.config import Config
 from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.train.runs import RunDir
 
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "onecycle")
 
 
 class NonFiniteLossError(TrainingDivergedError):
@@ -39,10 +39,11 @@ class FitConfig(Config):
     epochs: int = 10
     lr: float = 1e-3
     weight_decay: float = 0.0
-    schedule: str = "constant"  # constant | cosine | warmup_cosine (per optimizer step)
-    warmup: float = 0.0  # share of the steps spent warming up (warmup_cosine)
+    schedule: str = "constant"  # constant | cosine | warmup_cosine | onecycle (per optimizer step)
+    warmup: float = 0.0  # share of the steps spent warming up (warmup_cosine, onecycle)
     clip_grad: float | None = None
-    monitor: str | None = None  # validation metric to maximise (a key `validate` returns); None = keep the last epoch
+    monitor: str | None = None  # metric to track (a key `validate` returns, or "train_loss"); None = keep the last epoch
+    monitor_mode: str = "max"  # "max": higher is better; "min": lower is better (e.g. train_loss)
     patience: int | None = None  # epochs without a better validation score before stopping
     min_delta: float = 0.0  # a validation score must beat the best by more than this
     validate_first: bool = False  # score the untrained model as epoch -1: training must beat it
@@ -120,7 +121,24 @@ def _lr_lambda(cfg: FitConfig, total: int) -> Callable[[int], float]:
         return cosine
     if cfg.schedule == "warmup_cosine":
         return lambda s: min(1.0, (s + 1) / warm) * cosine(s)
+    if cfg.schedule == "onecycle":  # torch's OneCycleLR without momentum cycling: lr/25 up, then to ~0
+        peak = max(1.0, cfg.warmup * total - 1)  # a warm-up of one step divides by zero in torch's
+
+        def one(s: int) -> float:
+            if s < peak:
+                return 0.04 + 0.96 * 0.5 * (1 - math.cos(math.pi * s / peak))
+            t = min(1.0, (s - peak) / max(1.0, total - 1 - peak))
+            return 4e-6 + (1 - 4e-6) * 0.5 * (1 + math.cos(math.pi * t))
+        return one
     return lambda s: 1.0
+
+
+def _beta1(cfg: FitConfig, total: int) -> Callable[[int], float] | None:
+    """onecycle also cycles Adam's beta1 against the lr (0.95 -> 0.85 -> 0.95), as torch's does."""
+    if cfg.schedule != "onecycle":
+        return None
+    rise = _lr_lambda(cfg, total)
+    return lambda s: 0.95 - 0.10 * (rise(s) - 4e-6) / (1 - 4e-6)
 
 
 def fit(task: TrainTask, config: FitConfig, run: RunDir | None = None, resume: bool = False,
@@ -143,6 +161,7 @@ def fit(task: TrainTask, config: FitConfig, run: RunDir | None = None, resume: b
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * max(1, math.ceil(task.n_batches() / cfg.accumulate))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
+    beta1 = _beta1(cfg, total)
     task.device = acc.device  # type: ignore[attr-defined]  # where the task puts its batches
     if getattr(task, "loader", None) is not None:  # sharded across processes on several GPUs
         task.loader = acc.prepare(task.loader)  # type: ignore[attr-defined]
@@ -200,6 +219,9 @@ def fit(task: TrainTask, config: FitConfig, run: RunDir | None = None, resume: b
                     state.step += 1
                 opt.step()
                 sched.step()
+                if beta1 is not None:
+                    for g in opt.param_groups:
+                        g["betas"] = (beta1(state.step), g["betas"][1])
                 opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
         model.eval()
@@ -235,6 +257,8 @@ class _State:
 
     def record(self, epoch: int, row: dict[str, Any], module: nn.Module, cfg: FitConfig) -> None:
         score = row.get(cfg.monitor) if cfg.monitor else None
+        if score is not None and cfg.monitor_mode == "min":
+            score = -score
         improved = score is None or score > self.best + cfg.min_delta  # no validation: keep the newest epoch
         if improved:
             self.best, self.best_epoch, self.bad = (score if score is not None else -math.inf), epoch, 0
@@ -268,3 +292,20 @@ class _State:
 
 def _json_float(x: float) -> float | str:
     return x if math.isfinite(x) else str(x)
+
+
+def minimize_full_batch(params: list[nn.Parameter], loss_fn: Callable[[], torch.Tensor], max_iter: int = 200) -> float:
+    """Full-batch L-BFGS (strong Wolfe line search) for small convex problems such as a logistic
+    probe: the one place besides `fit` that steps an optimizer. Returns the final loss."""
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, tolerance_grad=1e-6, tolerance_change=1e-9,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"full-batch fit: non-finite loss ({loss.item()})")
+        loss.backward()
+        return loss
+
+    return float(opt.step(closure))
