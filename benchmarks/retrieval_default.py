@@ -16,12 +16,17 @@ import time
 import numpy as np
 
 
+def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def main() -> None:
     from fashionlens.catalog import load_catalog
     from fashionlens.embed import embed_images
     from fashionlens.encoders import create
     from fashionlens.evaluation.metrics import label_precision_at_k, topk
-    from fashionlens.evaluation.statistics import bootstrap_ci
     from fashionlens.search.evaluate import evaluate_retrieval
     from fashionlens.search.index import BuildConfig, build_index
     from fashionlens.train.config import AlignConfig
@@ -55,7 +60,7 @@ def main() -> None:
             secs = time.perf_counter() - t
             res = evaluate_retrieval(idx.encoder, test, progress=False, return_ranks=True)
         m, i2i = res["text_to_image"], res["image_to_image"]
-        lo, hi = bootstrap_ci((m["ranks"] < 10).astype(float), n_boot=2000)
+        lo, hi = bootstrap_ci((m["ranks"] < 10).astype(float))
         print(f"| {label} | {m['recall@1']:.3f} | {m['recall@5']:.3f} | {m['recall@10']:.3f} ({lo:.3f}-{hi:.3f}) | "
               f"{m['mrr']:.3f} | {m['ndcg@10']:.3f} | {m['chance@10']:.4f} | {i2i['precision@10_articleType']:.3f} | "
               f"{i2i['precision@10_articleType_baseColour']:.3f} | {secs:.0f} |", flush=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fashionlens.search.compare import (
+    bootstrap_ci,
     evaluate_embeddings,
     markdown_table,
     paired_vs,
@@ -16,8 +17,22 @@ from fashionlens.search.compare import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def _slow_bootstrap(v, n_boot, seed):
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(v), size=(n_boot, len(v)))
+    means = [float(np.mean([v[j] for j in row])) for row in idx]
+    return tuple(np.quantile(means, [0.025, 0.975]))
+
+
 def _unit(x):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_bootstrap_ci_matches_slow_reference_and_covers_the_mean():
+    v = np.random.default_rng(0).random(50) < 0.3
+    lo, hi = bootstrap_ci(v.astype(float), n_boot=300, seed=3)
+    np.testing.assert_allclose((lo, hi), _slow_bootstrap(v.astype(float), 300, 3))
+    assert lo <= v.mean() <= hi and hi - lo > 0.1
 
 
 def test_perfect_and_random_models_and_image_to_image_reference():

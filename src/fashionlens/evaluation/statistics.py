@@ -1,4 +1,4 @@
-"""Bootstrap CIs and significance tests for "model A beats model B" on the same test items (pure functions).
+"""Significance tests for "model A beats model B" on the same test items (pure functions).
 
 Both tests work on per-item losses of the two models (paired: item i was scored by both) and on a
 ratio statistic `sum(loss) / sum(denom)` over the items, which covers the metrics we compare:
@@ -62,26 +62,6 @@ def ratio_statistic(loss, denom=None) -> float:
     return float(loss.sum() / d.sum())
 
 
-def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) item indices drawn with replacement: the one resampling every bootstrap here uses."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of per-item values (e.g. per-query hits of a retrieval metric).
-
-    NaN, NaN when there are fewer than 2 items (no spread to resample).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1:
-        raise ValueError(f"values must hold one value per item; got shape {v.shape}")
-    if len(v) < 2:
-        return (float("nan"), float("nan"))
-    means = v[_resamples(len(v), n_boot, seed)].mean(1)
-    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(lo), float(hi)
-
-
 def paired_bootstrap(
     loss_a,
     loss_b,
@@ -100,7 +80,8 @@ def paired_bootstrap(
     """
     a, b, d = _prepare(loss_a, loss_b, denom)
     n = len(a)
-    idx = _resamples(n, n_boot, seed)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
     den = d[idx].sum(1)
     den = np.where(den > 0, den, np.nan)  # a resample of only zero-denominator items says nothing
     boot = (a[idx].sum(1) - b[idx].sum(1)) / den
