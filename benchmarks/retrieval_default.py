@@ -16,17 +16,12 @@ import time
 import numpy as np
 
 
-def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def main() -> None:
     from fashionlens.catalog import load_catalog
     from fashionlens.embed import embed_images
     from fashionlens.encoders import create
     from fashionlens.evaluation.metrics import label_precision_at_k, topk
+    from fashionlens.evaluation.statistics import bootstrap_ci
     from fashionlens.search.evaluate import evaluate_retrieval
     from fashionlens.search.index import BuildConfig, build_index
     from fashionlens.train.config import AlignConfig

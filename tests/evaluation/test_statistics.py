@@ -114,3 +114,15 @@ def test_bad_input_is_reported():
         paired_bootstrap(np.array([1.0, np.nan]), np.ones(2))
     with pytest.raises(ValueError, match="sums to zero"):
         paired_bootstrap(np.ones(3), np.ones(3), np.zeros(3))
+
+
+def test_bootstrap_ci_matches_a_slow_reference_and_covers_the_mean():
+    from fashionlens.evaluation.statistics import bootstrap_ci
+
+    v = np.random.default_rng(5).random(300) < 0.3
+    lo, hi = bootstrap_ci(v, n_boot=500, seed=1)
+    rng = np.random.default_rng(1)
+    means = [v[rng.integers(0, len(v), size=len(v))].mean() for _ in range(500)]
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+    assert lo < v.mean() < hi and hi - lo < 0.15
+    assert np.isnan(bootstrap_ci(np.array([1.0]))[0])

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fashionlens.evaluation.statistics import bootstrap_ci
 from fashionlens.progress import track
 
 
@@ -137,17 +138,14 @@ def target_by_cluster(
     """Mean of a numeric target (sales, sell-through) per cluster with a percentile-bootstrap CI
     (sales are skewed, so no normal approximation). Missing target values are ignored."""
     t = pd.to_numeric(pd.Series(np.asarray(target)), errors="coerce").to_numpy(dtype=float)
-    rng = np.random.default_rng(seed)
     rows = []
-    lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
     for c in np.unique(labels):
         v = t[(labels == c) & np.isfinite(t)]
         if len(v) == 0:
             rows.append({"cluster": int(c), "n": 0, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan})
             continue
-        boots = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-        rows.append({"cluster": int(c), "n": int(len(v)), "mean": float(v.mean()),
-                     "ci_low": float(np.quantile(boots, lo_q)), "ci_high": float(np.quantile(boots, hi_q))})
+        lo, hi = bootstrap_ci(v, n_boot, seed + int(c), ci) if len(v) > 1 else (float(v[0]), float(v[0]))
+        rows.append({"cluster": int(c), "n": int(len(v)), "mean": float(v.mean()), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
 

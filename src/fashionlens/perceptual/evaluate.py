@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.evaluation.statistics import bootstrap_ci
 from fashionlens.perceptual.data import (
     Triplets,
     load_triplets,
@@ -41,9 +42,7 @@ def two_afc(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray, n_boot:
     s = two_afc_scores(d_left, d_right, p_left)
     if not len(s):
         raise ValueError("no triplets to score")
-    rng = np.random.default_rng(seed)
-    boots = np.array([s[rng.integers(0, len(s), len(s))].mean() for _ in range(n_boot)]) if n_boot else np.array([s.mean()])
-    lo, hi = np.percentile(boots, [2.5, 97.5])
+    lo, hi = bootstrap_ci(s, n_boot, seed) if n_boot and len(s) > 1 else (float(s.mean()), float(s.mean()))
     return {"2afc": float(s.mean()), "ci95": [float(lo), float(hi)], "n": int(len(s))}
 
 

@@ -20,19 +20,9 @@ from fashionlens.evaluation.metrics import (
     target_ranks,
     topk,
 )
+from fashionlens.evaluation.statistics import bootstrap_ci
 
 RANK_METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "map@10")
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of per-query values (vectorised: one (n_boot, n) draw)."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(lo), float(hi)
 
 
 def per_query_rank_values(ranks: np.ndarray) -> dict[str, np.ndarray]:
