@@ -7,8 +7,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from fashionlens.catalog import load_catalog
 from fashionlens.cli.main import app
-from fashionlens.search.index import BuildConfig, build_index
+from fashionlens.search.index import BuildConfig, SearchIndex, build_index
 from fashionlens.train.config import AlignConfig
 
 runner = CliRunner()
@@ -80,5 +81,15 @@ def test_evaluate_retrieval_json(index_dir, myntra_dir, tmp_path):
     out = json.loads(res.stdout)
     t2i = out["text_to_image"]
     assert {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "chance@10", "n_queries", "gallery_size"} <= set(t2i)
-    assert t2i["gallery_size"] == 60
-    assert {"precision@10_articleType", "precision@10_articleType_baseColour"} == set(out["image_to_image"])
+    index_ids, query_ids = set(SearchIndex(index_dir).catalog.ids), set(load_catalog(myntra_dir, limit=60).ids)
+    assert out["gallery"]["n_distractors"] == len(index_ids - query_ids) > 0  # the whole catalog by default
+    assert t2i["gallery_size"] == 60 + out["gallery"]["n_distractors"]
+    i2i = out["image_to_image"]
+    assert {"precision@10_articleType", "precision@10_articleType_baseColour"} <= set(i2i)
+    for d in (t2i, i2i):
+        for m, (lo, hi) in d["ci95"].items():
+            assert lo <= d[m] <= hi and 0 <= d["chance"][m] < 1
+    alone = runner.invoke(app, ["evaluate", "retrieval", str(index_dir), "--queries", str(myntra_dir), "--limit", "60",
+                                "--gallery", "queries"])
+    assert alone.exit_code == 0, alone.output
+    assert "among 60 photos" in alone.stdout and "95% CI" in alone.stdout

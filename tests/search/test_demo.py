@@ -11,10 +11,14 @@ def test_demo_end_to_end_on_a_small_sample(myntra_dir, tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "metrics.json").read_text())
     t2i = summary["metrics"]["text_to_image"]
-    assert summary["n_indexed"] == 150 and t2i["gallery_size"] == 60
+    assert summary["n_indexed"] == 150 and t2i["gallery_size"] == 150 + 60  # index photos + held-out ones
+    assert summary["metrics_held_out_gallery"]["text_to_image"]["gallery_size"] == 60
     assert t2i["recall@10"] > t2i["chance@10"]
     assert (tmp_path / "gallery.png").stat().st_size > 10_000
-    assert "fashionlens serve" in res.output and "recall@10=" in res.output
+    assert "fashionlens serve" in res.output
+    assert "whole gallery" in res.output and "held-out gallery" in res.output
+    lo, hi = t2i["ci95"]["recall@10"]
+    assert f"recall@10={t2i['recall@10']:.3f} [{lo:.3f}, {hi:.3f}]" in res.output
 
 
 def test_demo_missing_catalog_says_where_to_get_it(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,23 +83,43 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
 def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catalog, out: Path,
                    cfg: BuildConfig, progress: bool = True, name: str | None = None) -> tuple[Encoder, dict[str, Any]]:
     """Train the two-tower projection on the catalog's (name, photo) pairs and save it in `out`.
-    `name`: the encoder's `run:` name when `out` is only where it is built (default `run:<out>`)."""
+    `name`: the encoder's `run:` name when `out` is only where it is built (default `run:<out>`).
+
+    Trained heads are cached by their inputs (search/alignment_cache.py): a rebuild with the same
+    encoders, catalog content and config reuses them instead of training again.
+    """
     from fashionlens.encoders.aligned import AlignedEncoder
+    from fashionlens.search.alignment_cache import alignment_key, entry_dir, load_entry, store_entry
     from fashionlens.train.align import train_alignment
 
-    fi = embed_images(image_encoder, catalog, cfg.cache_dir, progress=progress)
-    ft = embed_texts(text_encoder, catalog, cfg.cache_dir, progress=progress)
     labels = None
     if cfg.label_column and cfg.label_column in catalog.df.columns:
         labels = catalog.column(cfg.label_column)
-    res = train_alignment(fi, ft, labels, cfg.align, progress=progress)
-    enc = AlignedEncoder(image_encoder, text_encoder, res.image_head, res.text_head,
+    label_column = cfg.label_column if labels is not None else None
+    entry = entry_dir(cfg.cache_dir, alignment_key(image_encoder, text_encoder, catalog, label_column, cfg.align))
+    cached = load_entry(entry, image_encoder, text_encoder)
+    if cached is not None:
+        loaded, history = cached
+        image_head, text_head = loaded.image_head, loaded.text_head
+        history = {**history, "reused": str(entry)}
+        if progress:
+            print(f"alignment: reusing {entry} (same encoders, catalog and config)", file=sys.stderr)
+    else:
+        fi = embed_images(image_encoder, catalog, cfg.cache_dir, progress=progress)
+        ft = embed_texts(text_encoder, catalog, cfg.cache_dir, progress=progress)
+        res = train_alignment(fi, ft, labels, cfg.align, progress=progress)
+        image_head, text_head = res.image_head, res.text_head
+        history = {"best_epoch": res.best_epoch, "seconds": round(res.seconds, 2), "history": res.history,
+                   "label_column": label_column}
+    enc = AlignedEncoder(image_encoder, text_encoder, image_head, text_head,
                          {k: getattr(cfg.align, k) for k in ("dim", "hidden", "head", "dropout")},
                          name=name or f"run:{out}")
     enc.save(out)
-    history = {"best_epoch": res.best_epoch, "seconds": round(res.seconds, 2), "history": res.history,
-               "label_column": cfg.label_column if labels is not None else None}
     write_json(out / "metrics.json", history)
+    if cached is None:
+        store_entry(entry, out)
+        if progress and entry is not None:
+            print(f"alignment: trained in {res.seconds:.0f} s, cached in {entry}", file=sys.stderr)
     return enc, history
 
 
