@@ -30,17 +30,6 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, confiden
     return float(lo), float(hi)
 
 
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of per-item values (vectorised: one (n_boot, n) draw)."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(lo), float(hi)
-
-
 @dataclass(frozen=True)
 class PairedTest:
     """Result of a paired test. `diff` = statistic(A) - statistic(B): negative = A has less loss."""
