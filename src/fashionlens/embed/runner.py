@@ -35,6 +35,8 @@ def embed_images(
     """
     if encoder.image_base is not None:
         return encoder.project_images(embed_images(encoder.image_base, catalog, cache_dir, chunk_size, progress))
+    if getattr(encoder, "parts", None):  # a fusion: each part cached under its own fingerprint
+        return encoder.combine([embed_images(p, catalog, cache_dir, chunk_size, progress) for p in encoder.parts])
     if isinstance(catalog, Catalog):
         ids, paths = catalog.ids, catalog.images
     else:
