@@ -28,7 +28,6 @@ Features are the fashionlens embedding cache (`FASHIONLENS_CACHE`), so a re-run 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -149,15 +148,20 @@ def name_oracle(split: Split) -> dict[str, np.ndarray]:
     return out
 
 
-# name -> (image encoder, label columns for SupCon, AlignConfig overrides)
+# name -> (image encoder, label columns for SupCon, AlignConfig overrides); the overrides pin every
+# knob that changed from the issue-#18 baseline so "default" stays the old default whatever AlignConfig says
+OLD = {"hard_negatives": 0}
 VARIANTS: dict[str, tuple[str, tuple[str, ...], dict]] = {
-    "default": ("efficientnet-lite0", ("articleType",), {}),
-    "supcon-type+colour": ("efficientnet-lite0", ("articleType", "baseColour"), {}),
-    "colour-fused": ("efficientnet-lite0.colour", ("articleType",), {}),
+    "default": ("efficientnet-lite0", ("articleType",), OLD),
+    "supcon-type+colour": ("efficientnet-lite0", ("articleType", "baseColour"), OLD),
+    "colour-fused": ("efficientnet-lite0.colour", ("articleType",), OLD),
     "hardneg-16": ("efficientnet-lite0", ("articleType",), {"hard_negatives": 16}),
-    "colour-fused+supcon-colour": ("efficientnet-lite0.colour", ("articleType", "baseColour"), {}),
+    "colour-fused+supcon-colour": ("efficientnet-lite0.colour", ("articleType", "baseColour"), OLD),
     "colour-fused+supcon-colour+hardneg-16": ("efficientnet-lite0.colour", ("articleType", "baseColour"),
                                               {"hard_negatives": 16}),
+    # SupCon on type and on the (type, colour) pair: a same-colour item of another type stays a negative
+    "colour-fused+supcon-joint+hardneg-16": ("efficientnet-lite0.colour", ("articleType", "articleType+baseColour"),
+                                             {"hard_negatives": 16}),
 }
 
 
@@ -174,7 +178,7 @@ def run_variant(name: str, held, train, split: Split, cache: str | None) -> dict
     enc, text = create(enc_name), create("minilm-l6")
     fi = np.concatenate([embed_images(enc, c, cache, progress=False) for c in (held, train)])
     ft = np.concatenate([embed_texts(text, c, cache, progress=False) for c in (held, train)])
-    labels = train.df[list(cols)].astype(str).to_numpy()
+    labels = np.stack([train.df[c.split("+")].astype(str).agg("|".join, axis=1).to_numpy() for c in cols], 1)
     cfg = AlignConfig(**over)
     t = time.perf_counter()
     res = train_alignment(fi[split.n_held :], ft[split.n_held :], labels, cfg)
@@ -222,7 +226,7 @@ def main() -> None:
     print(f"Myntra: {len(rest)} training items, {len(held)} held-out queries, gallery {len(held) + len(rest)}")
     oracle = {k: dict(zip(("mean", "ci_lo", "ci_hi"), ci(v))) for k, v in name_oracle(split).items()}
     print(f"name-oracle ceiling: R@1 {oracle['recall@1']['mean']:.3f}, R@10 {oracle['recall@10']['mean']:.3f}")
-    rows = []
+    rows: list[dict] = []
     keys = ["whole_recall@1", "whole_recall@5", "whole_recall@10", "whole_mrr", "whole_ndcg@10", "whole_chance@10",
             "whole_loose_recall@10", "i2i_p@10_type", "i2i_p@10_type_colour", "held2000_recall@10",
             "shopper_colour_p@10", "shopper_both_p@10"]
@@ -234,20 +238,27 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{m[k]['mean']:.3f} ({m[k]['ci_lo']:.3f}-{m[k]['ci_hi']:.3f})" for k in keys)
               + f" | {r['train_seconds']:.0f} |", flush=True)
         rows.append(r)
-    if len(rows) > 1:  # paired: every variant against the first on the same queries
-        from fashionlens.evaluation.statistics import paired_bootstrap
+        if args.json:  # after every variant: a long run that is stopped keeps what it measured
+            save(args.json, rows, split, len(rest), oracle)
 
-        for r in rows[1:]:
-            r["vs_" + rows[0]["variant"]] = {
-                k: paired_bootstrap(r["per_query"][k], rows[0]["per_query"][k]).to_dict()
+
+def save(path: Path, rows: list[dict], split: Split, n_train: int, oracle: dict) -> None:
+    """The results JSON; every variant is also compared with the first on the same queries (paired)."""
+    from fashionlens.evaluation.statistics import paired_bootstrap
+    from fashionlens.utils import write_json
+
+    base = rows[0]
+    out_rows = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k != "per_query"}
+        if r is not base:  # diff = variant - first variant (positive = better), 95% CI and p-value
+            row["vs_" + base["variant"]] = {
+                k: paired_bootstrap(r["per_query"][k], base["per_query"][k]).to_dict()
                 for k in ("whole_recall@10", "whole_mrr", "i2i_p@10_type_colour", "shopper_both_p@10")}
-    if args.json:
-        from fashionlens.utils import write_json
-
-        out = {"protocol": __doc__.split("\n\n")[0], "n_train": len(rest), "n_queries": len(held),
-               "gallery": len(rest) + len(held), "name_oracle": oracle, "shopper_queries": len(shopper_queries(split)[0]),
-               "rows": [{k: v for k, v in r.items() if k != "per_query"} for r in rows]}
-        write_json(args.json, json.loads(json.dumps(out)))
+        out_rows.append(row)
+    write_json(path, {"protocol": __doc__.split("\n\n")[0], "n_train": n_train, "n_queries": split.n_held,
+                      "gallery": len(split.names), "name_oracle": oracle,
+                      "shopper_queries": len(shopper_queries(split)[0]), "rows": out_rows})
 
 
 if __name__ == "__main__":
