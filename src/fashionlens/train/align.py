@@ -27,7 +27,7 @@ class AlignConfig:
     supcon_temperature: float = 0.1
     # > 1: batches are groups of this many same-label name neighbours (train/negatives.py), so the
     # in-batch negatives are look-alikes (other black T-shirts), not mostly other article types
-    hard_negatives: int = 0
+    hard_negatives: int = 16
     epochs: int = 40
     batch_size: int = 512
     lr: float = 2e-3
