@@ -160,6 +160,7 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...], dict]] = {
     "colour-fused+supcon-colour+hardneg-16": ("efficientnet-lite0.colour", ("articleType", "baseColour"),
                                               {"hard_negatives": 16}),
     # SupCon on type and on the (type, colour) pair: a same-colour item of another type stays a negative
+    "colour-fused+supcon-joint": ("efficientnet-lite0.colour", ("articleType", "articleType+baseColour"), OLD),
     "colour-fused+supcon-joint+hardneg-16": ("efficientnet-lite0.colour", ("articleType", "articleType+baseColour"),
                                              {"hard_negatives": 16}),
 }

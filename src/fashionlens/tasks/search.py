@@ -29,8 +29,7 @@ class BuildConfig:
     encoder: str = DEFAULT_IMAGE_ENCODER
     text_encoder: str = DEFAULT_TEXT_ENCODER  # used when `encoder` has no text tower
     label_column: str | None = "articleType"  # teaches the alignment what "similar" means; None = off
-    # a second SupCon label, the (label, colour) pair: similar = same type *and* colour, while a
-    # same-colour item of another type stays a negative (docs/bench/retrieval_catalog.md)
+    # a second SupCon label: similar items share the colour too (docs/bench/retrieval_catalog.md)
     colour_column: str | None = "baseColour"
     align: AlignConfig = field(default_factory=AlignConfig)
     cache_dir: str | None = str(DEFAULT_CACHE)
@@ -76,18 +75,14 @@ def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catal
     fi = embed_images(image_encoder, catalog, cfg.cache_dir, progress=progress)
     ft = embed_texts(text_encoder, catalog, cfg.cache_dir, progress=progress)
     cols = [c for c in (cfg.label_column, cfg.colour_column) if c and c in catalog.df.columns]
-    labels = None
-    if cfg.label_column in cols:
-        labels = catalog.df[cfg.label_column].astype(str).to_numpy()
-        if len(cols) == 2:
-            labels = np.stack([labels, catalog.df[cols].astype(str).agg("|".join, axis=1).to_numpy()], 1)
+    labels = catalog.df[cols].astype(str).to_numpy() if cols else None
     res = train_alignment(fi, ft, labels, cfg.align, progress=progress)
     enc = AlignedEncoder(image_encoder, text_encoder, res.image_head, res.text_head,
                          {k: getattr(cfg.align, k) for k in ("dim", "hidden", "head", "dropout")},
                          name=f"run:{out}")
     enc.save(out)
     history = {"best_epoch": res.best_epoch, "seconds": round(res.seconds, 2), "history": res.history,
-               "label_column": cfg.label_column if cfg.label_column in cols else None, "label_columns": cols if labels is not None else []}
+               "label_column": cfg.label_column if cfg.label_column in cols else None, "label_columns": cols}
     write_json(out / "metrics.json", history)
     return enc, history
 
