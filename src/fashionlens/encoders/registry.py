@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "fashionlens.encoders"
 # Family modules register their names on import; they import torch & co. only inside factories.
 _FAMILY_MODULES = (
     "fashionlens.encoders.efficientnet",
+    "fashionlens.encoders.colour",
     "fashionlens.encoders.sentence",
     "fashionlens.encoders.clip",
     "fashionlens.encoders.hf_clip",

@@ -33,16 +33,17 @@ TRAINING_CODE = ("fashionlens.train.align", "fashionlens.train.losses", "fashion
 ENTRY_FILES = ("heads.safetensors", "encoder.json", "metrics.json")
 
 
-def alignment_key(image_encoder: Encoder, text_encoder: Encoder, catalog: Catalog, label_column: str | None,
+def alignment_key(image_encoder: Encoder, text_encoder: Encoder, catalog: Catalog, label_columns: list[str],
                   config: AlignConfig) -> str:
     """Hex digest of the alignment's inputs: equal keys train equal heads."""
     h = hashlib.blake2b(digest_size=16)
     h.update(json.dumps({"format": ALIGNMENT_FORMAT, "image": image_encoder.fingerprint(),
-                         "text": text_encoder.fingerprint(), "label_column": label_column,
+                         "text": text_encoder.fingerprint(), "label_columns": label_columns,
                          "config": config.to_dict()}, sort_keys=True).encode())
     for mod in TRAINING_CODE:
         h.update(Path(importlib.util.find_spec(mod).origin).read_bytes())
-    labels = catalog.column(label_column).astype(str) if label_column else np.full(len(catalog), "")
+    labels = (catalog.df[label_columns].astype(str).agg("|".join, axis=1).to_numpy() if label_columns
+              else np.full(len(catalog), ""))
     for item_id, image, text, label in zip(catalog.ids, catalog.images, catalog.texts, labels, strict=True):
         photo = file_hash(image) if os.path.exists(image) else "missing"
         h.update(json.dumps([item_id, photo, text, label]).encode())

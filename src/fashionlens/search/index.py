@@ -26,7 +26,8 @@ from fashionlens.utils import (
     write_json,
 )
 
-DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
+# Lite0 features with the garment's colour histogram fused in (docs/bench/retrieval_catalog.md)
+DEFAULT_IMAGE_ENCODER = "efficientnet-lite0.colour"
 DEFAULT_TEXT_ENCODER = "minilm-l6"
 INDEX_FORMAT = 1
 # a folder holding any of these is an index (or a crashed build of one) that a rebuild may replace
@@ -40,6 +41,8 @@ class BuildConfig(Config):
     encoder: str = DEFAULT_IMAGE_ENCODER
     text_encoder: str = DEFAULT_TEXT_ENCODER  # used when `encoder` has no text tower
     label_column: str | None = "articleType"  # teaches the alignment what "similar" means; None = off
+    # a second SupCon label: similar items share the colour too (docs/bench/retrieval_catalog.md)
+    colour_column: str | None = "baseColour"
     align: AlignConfig = field(default_factory=AlignConfig)
     cache_dir: str | None = str(DEFAULT_CACHE)
     backend: str = "exact"  # exact | hnsw | ivfpq | lance (docs/scaling.md)
@@ -92,11 +95,9 @@ def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catal
     from fashionlens.search.alignment_cache import alignment_key, entry_dir, load_entry, store_entry
     from fashionlens.train.align import train_alignment
 
-    labels = None
-    if cfg.label_column and cfg.label_column in catalog.df.columns:
-        labels = catalog.column(cfg.label_column)
-    label_column = cfg.label_column if labels is not None else None
-    entry = entry_dir(cfg.cache_dir, alignment_key(image_encoder, text_encoder, catalog, label_column, cfg.align))
+    cols = [c for c in (cfg.label_column, cfg.colour_column) if c and c in catalog.df.columns]
+    labels = catalog.df[cols].astype(str).to_numpy() if cols else None
+    entry = entry_dir(cfg.cache_dir, alignment_key(image_encoder, text_encoder, catalog, cols, cfg.align))
     cached = load_entry(entry, image_encoder, text_encoder)
     if cached is not None:
         loaded, history = cached
@@ -110,7 +111,7 @@ def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catal
         res = train_alignment(fi, ft, labels, cfg.align, progress=progress)
         image_head, text_head = res.image_head, res.text_head
         history = {"best_epoch": res.best_epoch, "seconds": round(res.seconds, 2), "history": res.history,
-                   "label_column": label_column}
+                   "label_column": cfg.label_column if cfg.label_column in cols else None, "label_columns": cols}
     enc = AlignedEncoder(image_encoder, text_encoder, image_head, text_head,
                          {k: getattr(cfg.align, k) for k in ("dim", "hidden", "head", "dropout")},
                          name=name or f"run:{out}")

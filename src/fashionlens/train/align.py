@@ -28,11 +28,14 @@ class AlignResult:
     seconds: float
 
 
-def _labels_to_ints(labels: np.ndarray | None, n: int) -> torch.Tensor | None:
+def _labels_to_ints(labels: np.ndarray | None, n: int) -> list[torch.Tensor]:
+    """One int tensor per label column ((n,) labels = one column, (n, k) = k columns)."""
     if labels is None:
-        return None
-    _, inv = np.unique(np.asarray(labels).astype(str), return_inverse=True)
-    return torch.as_tensor(inv[:n])
+        return []
+    cols = np.asarray(labels).astype(str).reshape(len(labels), -1)
+    if len(cols) != n:
+        raise ValueError(f"labels have {len(cols)} rows but there are {n} paired items")
+    return [torch.as_tensor(np.unique(c, return_inverse=True)[1].reshape(-1)) for c in cols.T]
 
 
 def train_alignment(
@@ -42,7 +45,11 @@ def train_alignment(
     config: AlignConfig | None = None,
     progress: bool = False,
 ) -> AlignResult:
-    """Fit the two heads on (photo, name) pairs; rows of the two arrays are paired."""
+    """Fit the two heads on (photo, name) pairs; rows of the two arrays are paired.
+
+    `labels`: (n,) or (n, k) catalog labels; each column adds a SupCon term (e.g. type and colour),
+    and the first column groups hard negatives.
+    """
     cfg = config or AlignConfig()
     if len(image_features) != len(text_features):
         raise ValueError("image and text features must have the same number of rows (paired items)")
@@ -56,7 +63,14 @@ def train_alignment(
     val, tr = perm[:n_val], perm[n_val:]
     xi = torch.as_tensor(image_features, dtype=torch.float32)
     xt = torch.as_tensor(text_features, dtype=torch.float32)
-    y = _labels_to_ints(labels, n) if cfg.supcon_weight > 0 else None
+    ys = _labels_to_ints(labels, n)
+    neighbours = None
+    if cfg.hard_negatives > 1 and ys:
+        from fashionlens.train.negatives import mine_neighbours, neighbour_batches
+
+        neighbours = mine_neighbours(text_features, ys[0].numpy(), cfg.hard_negatives - 1)
+    if cfg.supcon_weight <= 0:
+        ys = []
 
     hi = ProjectionHead(xi.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
     ht = ProjectionHead(xt.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
@@ -77,15 +91,16 @@ def train_alignment(
     for epoch in epochs:
         hi.train()
         ht.train()
-        order = tr[rng.permutation(len(tr))]
+        if neighbours is not None:
+            batches = neighbour_batches(neighbours, tr, cfg.batch_size, cfg.hard_negatives, rng)
+        else:
+            order = tr[rng.permutation(len(tr))]
+            batches = [b for s in range(0, len(order), cfg.batch_size) if len(b := order[s : s + cfg.batch_size]) >= 2]
         losses = []
-        for s in range(0, len(order), cfg.batch_size):
-            b = order[s : s + cfg.batch_size]
-            if len(b) < 2:
-                continue
+        for b in batches:
             zi, zt = hi(xi[b]), ht(xt[b])
             loss = info_nce(zi, zt, log_scale)
-            if y is not None:
+            for y in ys:
                 yb = y[b]
                 loss = loss + cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]), cfg.supcon_temperature)
             if not torch.isfinite(loss):

@@ -17,6 +17,10 @@ class AlignConfig(Config):
     dropout: float = 0.2
     supcon_weight: float = 1.0  # 0 disables the label term; 0.5 trades image→image for text→image
     supcon_temperature: float = 0.1
+    # > 1: batches are groups of this many same-label name neighbours (train/negatives.py), so the
+    # in-batch negatives are look-alikes (other black T-shirts). Off: 16 cost 0.018 whole-catalog
+    # R@10 at 4k training items (docs/bench/retrieval_catalog.md); untested at 37.6k
+    hard_negatives: int = 0
     epochs: int = 40
     batch_size: int = 512
     lr: float = 2e-3
