@@ -13,6 +13,9 @@ from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.index.base import make_index, open_index
+from fashionlens.index.keyword import KeywordIndex, documents, has_texts, save_keywords
+from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
+from fashionlens.search.query import Facets
 from fashionlens.train.config import AlignConfig
 from fashionlens.utils import read_json, require_file, write_json
 
@@ -57,6 +60,7 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
              "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
     index = make_index(cfg.backend, vectors, catalog.ids, **cfg.index_params)
     index.save(out)
+    save_keywords(catalog.df, out)  # the word side of hybrid search (none for a photos-only catalog)
     catalog.save(out / "catalog.parquet")
     write_json(out / "import_report.json", catalog.report.to_dict())
     write_json(out / "index.json", info)
@@ -93,13 +97,18 @@ class SearchIndex:
         """The folder's index.json, or a FileNotFoundError saying how to make one (nothing loaded)."""
         return require_file(folder, "index.json", "a fashionlens index", "; build one with `fashionlens index`")
 
-    def __init__(self, folder: str | Path, encoder: Encoder | None = None):
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None, fusion: FusionConfig | None = None):
         self.folder = Path(folder)
         self.info = read_json(self.check(self.folder))
         self.catalog = Catalog.load(self.folder / "catalog.parquet")
         self.index = open_index(self.folder)
+        self.fusion = fusion or FusionConfig()
         self._encoder = encoder
         self._lower: dict[str, np.ndarray] = {}
+        self._keywords: KeywordIndex | None = None
+        self._keywords_open = False
+        self._facets: Facets | None = None
+        self._has_texts: bool | None = None
 
     @property
     def encoder(self) -> Encoder:
@@ -121,13 +130,131 @@ class SearchIndex:
                 f"not '{name}': its vectors live in another space. Rebuild with --encoder {name} or drop --encoder."
             )
 
+    # ---- the word side (loaded on first use) -------------------------------------------------
+    @property
+    def has_texts(self) -> bool:
+        """Whether the items have names or descriptions (a photos-only catalog is searched by photo)."""
+        if self._has_texts is None:
+            self._has_texts = has_texts(self.catalog.df)
+        return self._has_texts
+
+    @property
+    def keywords(self) -> KeywordIndex | None:
+        """The keyword index saved with the index (built in memory for an index saved before it had one)."""
+        if not self._keywords_open:
+            self._keywords = KeywordIndex.load(self.folder)
+            if self._keywords is None and self.has_texts:
+                self._keywords = KeywordIndex.from_catalog(self.catalog.df)
+            self._keywords_open = True
+        return self._keywords
+
+    @property
+    def facets(self) -> Facets:
+        """The label values a query can name (soft boosts in hybrid mode)."""
+        if self._facets is None:
+            from fashionlens.index.keyword import Analyzer
+
+            kw = self.keywords
+            self._facets = Facets(self.catalog.df, kw.analyzer if kw is not None else Analyzer())
+        return self._facets
+
+    def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
+        """(mode used, a note for the user or None). Default: hybrid where items have texts, else vector."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"unknown search mode '{mode}'; choose one of: {', '.join(MODES)}")
+        if self.has_texts:
+            return mode or "hybrid", None
+        asked = f"{mode} search needs item names or descriptions; " if mode in ("hybrid", "keyword") else ""
+        return "vector", f"{asked}index {self.folder.name} has none, so it is searched by photo only (vector mode)"
+
     # ---- queries ----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Text → image: the k photos that best match `query`, best first."""
-        if not query.strip():
-            raise ValueError("empty query")
-        q = self.encoder.encode_texts([query])
-        return self._results(q, k, filters)[0]
+    def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None,
+               mode: str | None = None) -> list[dict[str, Any]]:
+        """Text → items: the k best matches for `query`, best first, each with a "why".
+
+        mode: "hybrid" (photos + words + facet boosts; default where items have texts), "vector"
+        (photos only, the cold-start case and the default without texts) or "keyword" (words only).
+        """
+        return self.search_many([query], k, filters, mode)[0]
+
+    def search_many(self, queries: list[str], k: int = 10, filters: dict[str, str] | None = None,
+                    mode: str | None = None) -> list[list[dict[str, Any]]]:
+        """`search` for many queries with one text-encoder call; same answers as one by one."""
+        queries = list(queries)
+        for i, q in enumerate(queries):
+            if not str(q).strip():
+                raise ValueError("empty query" if len(queries) == 1 else f"empty query (number {i + 1})")
+        mode, _ = self.resolve_mode(mode)
+        mask = self.filter_mask(filters)  # before encoding: a bad filter costs no model call
+        vecs = None if mode == "keyword" else self.encoder.encode_texts(queries)
+        return [self._hits(pos, sc, why) for pos, sc, why in self.rank(queries, vecs, k, mask, mode)]
+
+    def rank(self, queries: list[str], vecs: np.ndarray | None, k: int, mask: np.ndarray | None = None,
+             mode: str = "hybrid") -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
+        """(row positions, scores, whys) per query, for queries already encoded (`vecs`, one row each;
+        None in keyword mode). The vector side of all queries is one index scan."""
+        if mode == "vector":
+            self._check_dim(vecs)
+            scores, idx = self.index.search(vecs, k, mask)
+            return [(p[p >= 0], s[p >= 0], [{"mode": mode, "terms": [], "vector": round(float(x), 4), "vector_rank": r}
+                                           for r, x in enumerate(s[p >= 0])]) for s, p in zip(scores, idx)]
+        n_cand = max(self.fusion.candidates, k)
+        if vecs is not None:
+            self._check_dim(vecs)
+            vs, vp = self.index.search(vecs, n_cand, mask)
+        out = []
+        for i, q in enumerate(queries):
+            kp, ks = self._keyword_side(q, n_cand, mask)
+            if mode == "keyword":
+                n = min(k, len(kp))
+                pos, score, ranks = kp[:n], ks[:n], {"vector": np.full(n, -1), "keyword": np.arange(n)}
+                matches, hits = [], None
+            else:
+                matches = self.facets.match(q)
+                sat = self.facets.satisfied(matches, candidates(vp[i], kp))
+                pos, score, ranks = fuse(vp[i], kp, sat, k, self.fusion)
+                hits = sat[ranks["order"]]
+            cos = self.index.vectors[pos] @ vecs[i] if vecs is not None and len(pos) else None
+            out.append((pos, score, self._whys(q, mode, pos, matches, hits, cos, ranks)))
+        return out
+
+    def _keyword_side(self, query: str, limit: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions and BM25 scores of the keyword hits (alive, allowed by `mask`), best first."""
+        kw = self.keywords
+        if kw is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if mask is not None:  # fetch enough that `limit` survive a selective filter
+            limit = min(len(self.index.alive), int(limit * len(mask) / max(1, int(mask.sum()))))
+        ids, scores = kw.search(query, limit)
+        pos, keep = [], []
+        for j, i in enumerate(ids):
+            try:
+                p = self.index.position(i)
+            except KeyError:
+                continue
+            if mask is None or mask[p]:
+                pos.append(p)
+                keep.append(j)
+        return np.asarray(pos, dtype=np.int64), scores[keep]
+
+    def _whys(self, query: str, mode: str, pos: np.ndarray, matches, hits, cos, ranks) -> list[dict[str, Any]]:
+        kw = self.keywords
+        if kw is None or not len(pos):
+            words: list[tuple[str, str]] = []
+        else:
+            typed = kw.analyzer(query).split()
+            words = list(zip(typed, (kw.analyzer.words(t)[0] for t in typed)))
+        docs = documents(self.catalog.df.iloc[pos]) if words else None
+        out = []
+        for j in range(len(pos)):
+            terms = []
+            if docs is not None:
+                text = " ".join(docs[f][j] for f in ("name", "description", "labels"))
+                terms = matched_terms(words, set(kw.analyzer.words(text)))
+            rv, rk = int(ranks["vector"][j]), int(ranks["keyword"][j])
+            out.append(explain(mode, matches, hits[j] if hits is not None else None, terms,
+                               None if cos is None else cos[j], rv if rv >= 0 else None, rk if rk >= 0 else None))
+        return out
 
     def similar(self, item_id: str | None = None, image: Any = None, k: int = 10,
                 filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -161,17 +288,17 @@ class SearchIndex:
     def _results(self, q: np.ndarray, k: int, filters, exclude=None) -> list[list[dict[str, Any]]]:
         self._check_dim(q)
         scores, idx = self.index.search(q, k, self.filter_mask(filters), exclude=exclude)
-        df = self.catalog.df
-        out = []
-        for srow, irow in zip(scores, idx):
-            hits = []
-            for s, i in zip(srow, irow):
-                if i < 0:
-                    break
-                r = df.iloc[int(i)].to_dict()
-                hits.append({"id": r.pop("id"), "score": float(s), "text": r.pop("text"), "image": r.pop("image"), **r})
-            out.append(hits)
-        return out
+        return [self._hits(irow[irow >= 0], srow[irow >= 0]) for srow, irow in zip(scores, idx)]
+
+    def _hits(self, pos: np.ndarray, scores: np.ndarray, whys: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        hits = []
+        for j, (s, i) in enumerate(zip(scores, pos)):
+            r = self.catalog.df.iloc[int(i)].to_dict()
+            hit = {"id": r.pop("id"), "score": float(s), "text": r.pop("text"), "image": r.pop("image"), **r}
+            if whys is not None:
+                hit["why"] = whys[j]
+            hits.append(hit)
+        return hits
 
     def _check_dim(self, q: np.ndarray) -> None:
         if q.shape[1] != self.index.dim:
@@ -183,14 +310,21 @@ class SearchIndex:
         import pandas as pd
 
         vec = embed_images(self.encoder, catalog, cache_dir, progress=progress)
+        kw = self.keywords
         self.index.add(vec, catalog.ids)
         old = self.catalog.df[~self.catalog.df["id"].isin(set(catalog.ids))]
         self._sync(pd.concat([old, catalog.df], ignore_index=True))
+        if kw is not None:
+            kw.add(catalog.df)
+        elif self.has_texts:  # the first items with names: the word side starts now
+            self._keywords = KeywordIndex.from_catalog(self.catalog.df)
         return len(catalog)
 
     def remove(self, ids: list[str]) -> int:
         """Drop items by id without rebuilding; returns how many were present."""
         n = self.index.remove(ids)
+        if self.keywords is not None:
+            self.keywords.remove([str(i) for i in ids])
         self._sync(self.catalog.df)
         return n
 
@@ -200,8 +334,11 @@ class SearchIndex:
         df = df.drop_duplicates("id", keep="last").set_index("id").loc[self.index.ids].reset_index()
         self.catalog = Catalog(df, self.catalog.root, self.catalog.report)
         self._lower.clear()
+        self._facets, self._has_texts = None, None
 
     def save(self) -> None:
         self.index.save(self.folder)
+        if self._keywords is not None:
+            self._keywords.save(self.folder)
         self.catalog.save(self.folder / "catalog.parquet")
         write_json(self.folder / "index.json", {**self.info, "n_items": len(self.index)})
