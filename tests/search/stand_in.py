@@ -38,3 +38,31 @@ class ColourEncoder(Encoder):
 
 def colour_encoder() -> ColourEncoder:
     return ColourEncoder()
+
+
+KINDS = {"Tshirts": "T-Shirt", "Shoes": "Sneakers", "Dresses": "Dress"}
+
+
+def colour_catalog(root, with_texts: bool = True):
+    """24 solid-colour photos: 3 types x 4 colours x 2; every 5th name says "Floral"."""
+    import pandas as pd
+
+    from fashionlens.catalog.core import Catalog
+    from tests.conftest import write_image
+
+    rows = []
+    for i in range(24):
+        kind, colour = list(KINDS)[i % 3], list(COLOURS)[(i // 3) % 4]
+        shade = tuple(min(255, c + 3 * i) for c in COLOURS[colour])  # no two photos score alike
+        path = write_image(root / "images" / f"{i}.jpg", shade)
+        name = f"Acme Women {colour.title()}{' Floral' if i % 5 == 0 else ''} {KINDS[kind]}" if with_texts else ""
+        rows.append({"id": str(i), "image": str(path), "text": name, "articleType": kind, "baseColour": colour.title()})
+    return Catalog(pd.DataFrame(rows), root)
+
+
+def build(root, with_texts: bool = True):
+    """A built index folder over `colour_catalog` (stand-in encoder, no embedding cache)."""
+    from fashionlens.search.index import BuildConfig, build_index
+
+    return build_index(colour_catalog(root, with_texts), root / "idx",
+                       BuildConfig(encoder="tests.search.stand_in:colour_encoder", cache_dir=None), progress=False)

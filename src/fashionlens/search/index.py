@@ -109,6 +109,7 @@ class SearchIndex:
         self._keywords_open = False
         self._facets: Facets | None = None
         self._has_texts: bool | None = None
+        self._docs: list[str] | None = None  # per row: name + description + labels, for matched terms
 
     @property
     def encoder(self) -> Encoder:
@@ -195,9 +196,13 @@ class SearchIndex:
         None in keyword mode). The vector side of all queries is one index scan."""
         if mode == "vector":
             self._check_dim(vecs)
-            scores, idx = self.index.search(vecs, k, mask)
-            return [(p[p >= 0], s[p >= 0], [{"mode": mode, "terms": [], "vector": round(float(x), 4), "vector_rank": r}
-                                           for r, x in enumerate(s[p >= 0])]) for s, p in zip(scores, idx)]
+            out = []
+            for q, p in zip(vecs, self.index.search(vecs, k, mask)[1]):
+                p = p[p >= 0]
+                s = self.index.vectors[p] @ q  # the same arithmetic alone or in a batch (faiss and BLAS round apart)
+                out.append((p, s, [{"mode": mode, "terms": [], "vector": round(float(x), 4), "vector_rank": r}
+                                   for r, x in enumerate(s)]))
+            return out
         n_cand = max(self.fusion.candidates, k)
         if vecs is not None:
             self._check_dim(vecs)
@@ -237,6 +242,12 @@ class SearchIndex:
                 keep.append(j)
         return np.asarray(pos, dtype=np.int64), scores[keep]
 
+    def _doc_words(self, row: int) -> set[str]:
+        """The analyzed words of a row's name, description and labels (for "why": matched terms)."""
+        if self._docs is None:
+            self._docs = [" ".join(t) for t in zip(*documents(self.catalog.df).values())]
+        return set(self.keywords.analyzer.words(self._docs[row]))
+
     def _whys(self, query: str, mode: str, pos: np.ndarray, matches, hits, cos, ranks) -> list[dict[str, Any]]:
         kw = self.keywords
         if kw is None or not len(pos):
@@ -244,13 +255,9 @@ class SearchIndex:
         else:
             typed = kw.analyzer(query).split()
             words = list(zip(typed, (kw.analyzer.words(t)[0] for t in typed)))
-        docs = documents(self.catalog.df.iloc[pos]) if words else None
         out = []
         for j in range(len(pos)):
-            terms = []
-            if docs is not None:
-                text = " ".join(docs[f][j] for f in ("name", "description", "labels"))
-                terms = matched_terms(words, set(kw.analyzer.words(text)))
+            terms = matched_terms(words, self._doc_words(int(pos[j]))) if words else []
             rv, rk = int(ranks["vector"][j]), int(ranks["keyword"][j])
             out.append(explain(mode, matches, hits[j] if hits is not None else None, terms,
                                None if cos is None else cos[j], rv if rv >= 0 else None, rk if rk >= 0 else None))
@@ -334,7 +341,7 @@ class SearchIndex:
         df = df.drop_duplicates("id", keep="last").set_index("id").loc[self.index.ids].reset_index()
         self.catalog = Catalog(df, self.catalog.root, self.catalog.report)
         self._lower.clear()
-        self._facets, self._has_texts = None, None
+        self._facets, self._has_texts, self._docs = None, None, None
 
     def save(self) -> None:
         self.index.save(self.folder)
