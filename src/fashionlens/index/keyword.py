@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ DESCRIPTION_COLUMNS = ("description", "detail_desc")  # H&M articles.csv calls i
 MAX_LABEL_VALUES = 500  # columns with more distinct values are codes or free text, not labels
 # Shop words that name a catalog word without sharing its letters
 SYNONYMS = {"tee": "tshirt", "tees": "tshirts"}
-WORD = re.compile(r"[a-z0-9]+")
+WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 
 
 def light_stem(word: str) -> str:
@@ -46,6 +47,11 @@ def light_stem(word: str) -> str:
     if word.endswith("es") and (word[-3] in "sxz" or word[-4:-2] in ("ch", "sh")):
         return word[:-2]
     return word[:-1] if word.endswith("s") else word
+
+
+def fold(text: str) -> str:
+    """Lower case without accents ("Café" -> "cafe"), as the engine's ascii folding does."""
+    return "".join(c for c in unicodedata.normalize("NFKD", str(text).lower()) if not unicodedata.combining(c))
 
 
 class Analyzer:
@@ -65,14 +71,14 @@ class Analyzer:
         words: set[str] = set()
         hyphenated: set[str] = set()
         for t in texts:
-            low = str(t).lower()
+            low = fold(t)
             words.update(WORD.findall(low))
             hyphenated.update(re.findall(r"\b[a-z]+-[a-z]+\b", low))
         joined = {light_stem(w) for w in words}
         return cls([light_stem(h) for h in hyphenated if light_stem(h.replace("-", "")) in joined])
 
     def __call__(self, text: str) -> str:
-        low = str(text).lower()
+        low = fold(text)
         if self._compound is not None:
             low = self._compound.sub(lambda m: re.sub(r"[-\s]", "", m.group(1)) + m.group(2), low)
         return " ".join(self.synonyms.get(w, w) for w in WORD.findall(low))
