@@ -127,3 +127,11 @@ def test_rank_scores_are_sorted_and_match_hits(idx):
     (pos, scores, whys), = idx.rank(["red dress"], vecs, 5, None, "hybrid")
     assert np.all(np.diff(scores) <= 0) and len(pos) == len(whys) == 5
     assert [h["id"] for h in idx.search("red dress", k=5)] == [idx.catalog.ids[p] for p in pos]
+
+
+def test_a_typed_product_name_finds_every_item_of_that_name_first(idx):
+    hits = idx.search("acme women blue floral dress", k=3)
+    assert hits[0]["text"] == "Acme Women Blue Floral Dress" and hits[0]["why"]["name"] is True
+    assert "name" not in hits[1]["why"]
+    twins = idx.search("Acme Women Red Dress", k=3)  # names repeat: both items of that name lead
+    assert [h["text"] for h in twins[:2]] == ["Acme Women Red Dress"] * 2 and twins[2]["text"] != "Acme Women Red Dress"

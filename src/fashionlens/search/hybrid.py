@@ -1,9 +1,10 @@
 """Fusion of the photo side (vector cosine) and the word side (BM25), plus soft facet boosts.
 
 score = w_v / (K + rank_vector) + w_k / (K + rank_keyword) + w_f * (share of the query's facets the
-item carries). Reciprocal-rank fusion (K = 60, Cormack et al. 2009) needs no score calibration
-between cosine and BM25; the facet term lifts items whose labels say what the query says without
-dropping the rest. The weights were chosen on a tuning gallery apart from the test queries
+item carries) + w_n * (the query is the item's whole name). Reciprocal-rank fusion (K = 60, Cormack
+et al. 2009) needs no score calibration between cosine and BM25; the facet term lifts items whose
+labels say what the query says without dropping the rest; the name term puts the product a shopper
+names first (names repeat in catalogs: all items of that name get it). The weights were chosen on a tuning gallery apart from the test queries
 (benchmarks/search_hybrid.py, docs/search.md).
 """
 
@@ -29,14 +30,16 @@ class FusionConfig:
     vector_weight: float = 1.0
     keyword_weight: float = 1.0
     facet_weight: float = 0.02
+    name_weight: float = 0.05  # above any fused score without it: an exact name wins
     candidates: int = 200  # from each side, before fusion
 
 
 def fuse(vec_pos: np.ndarray, kw_pos: np.ndarray, facet_hits: np.ndarray | None, k: int,
-         cfg: FusionConfig) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Top-k of the union of both candidate lists (row positions, best first; -1 = none).
+         cfg: FusionConfig, named: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Top-k of the union of both candidate lists (row positions, best first).
 
-    `facet_hits[i, j]`: candidate i (in `candidates(vec_pos, kw_pos)` order) carries query facet j.
+    `facet_hits[i, j]`: candidate i (in `candidates(vec_pos, kw_pos)` order) carries query facet j;
+    `named[i]`: the query is candidate i's whole name.
     Returns (positions, fused scores, per-candidate ranks {"vector", "keyword"}: 0-based, -1 = absent).
     """
     cand = candidates(vec_pos, kw_pos)
@@ -46,6 +49,8 @@ def fuse(vec_pos: np.ndarray, kw_pos: np.ndarray, facet_hits: np.ndarray | None,
     score += np.where(rk >= 0, cfg.keyword_weight / (cfg.rrf_k + rk + 1), 0.0)
     if facet_hits is not None and facet_hits.shape[1]:
         score += cfg.facet_weight * facet_hits.mean(axis=1)
+    if named is not None:
+        score += cfg.name_weight * named
     order = np.argsort(-score, kind="stable")[:k]
     return cand[order], score[order], {"vector": rv[order], "keyword": rk[order], "order": order}
 
@@ -63,9 +68,12 @@ def _ranks(cand: np.ndarray, ranked: np.ndarray) -> np.ndarray:
 
 
 def explain(mode: str, facets: list[FacetMatch], hit_facets: np.ndarray | None, terms: list[str],
-            vector: float | None, vector_rank: int | None, keyword_rank: int | None) -> dict[str, Any]:
+            vector: float | None, vector_rank: int | None, keyword_rank: int | None,
+            named: bool = False) -> dict[str, Any]:
     """What made a hit: the query words found in its text, the facet values it carries, its photo score."""
     why: dict[str, Any] = {"mode": mode, "terms": terms}
+    if named:
+        why["name"] = True  # the query is this item's name
     if facets:
         why["facets"] = {col: val for m, ok in zip(facets, hit_facets if hit_facets is not None else [])
                          if ok for col, val in m.values[:1]}
@@ -88,7 +96,7 @@ def matched_terms(query_words: list[tuple[str, str]], doc_words: set[str]) -> li
 
 def why_line(why: dict[str, Any]) -> str:
     """One line under a result's photo: the words that matched, the facet values it carries, its photo score."""
-    parts = []
+    parts = ["name ✓"] if why.get("name") else []
     if why.get("terms"):
         parts.append("words: " + ", ".join(why["terms"]))
     if why.get("facets"):

@@ -110,6 +110,7 @@ class SearchIndex:
         self._facets: Facets | None = None
         self._has_texts: bool | None = None
         self._docs: list[str] | None = None  # per row: name + description + labels, for matched terms
+        self._analyzed: np.ndarray | None = None  # per row: analyzed name, for exact-name queries
 
     @property
     def encoder(self) -> Encoder:
@@ -215,10 +216,12 @@ class SearchIndex:
                 pos, score, ranks = kp[:n], ks[:n], {"vector": np.full(n, -1), "keyword": np.arange(n)}
                 matches, hits = [], None
             else:
-                matches = self.facets.match(q)
-                sat = self.facets.satisfied(matches, candidates(vp[i], kp))
-                pos, score, ranks = fuse(vp[i], kp, sat, k, self.fusion)
+                matches, cand = self.facets.match(q), candidates(vp[i], kp)
+                sat = self.facets.satisfied(matches, cand)
+                named = self._names()[cand] == self.keywords.analyzer(q) if self.keywords is not None else None
+                pos, score, ranks = fuse(vp[i], kp, sat, k, self.fusion, named)
                 hits = sat[ranks["order"]]
+                ranks["named"] = named[ranks["order"]] if named is not None else None
             cos = self.index.vectors[pos] @ vecs[i] if vecs is not None and len(pos) else None
             out.append((pos, score, self._whys(q, mode, pos, matches, hits, cos, ranks)))
         return out
@@ -242,6 +245,12 @@ class SearchIndex:
                 keep.append(j)
         return np.asarray(pos, dtype=np.int64), scores[keep]
 
+    def _names(self) -> np.ndarray:
+        """Every row's name as the analyzer writes it (the query "is" an item's name when equal)."""
+        if self._analyzed is None:
+            self._analyzed = np.asarray([self.keywords.analyzer(t) for t in self.catalog.texts], dtype=object)
+        return self._analyzed
+
     def _doc_words(self, row: int) -> set[str]:
         """The analyzed words of a row's name, description and labels (for "why": matched terms)."""
         if self._docs is None:
@@ -259,8 +268,10 @@ class SearchIndex:
         for j in range(len(pos)):
             terms = matched_terms(words, self._doc_words(int(pos[j]))) if words else []
             rv, rk = int(ranks["vector"][j]), int(ranks["keyword"][j])
+            named = ranks.get("named")
             out.append(explain(mode, matches, hits[j] if hits is not None else None, terms,
-                               None if cos is None else cos[j], rv if rv >= 0 else None, rk if rk >= 0 else None))
+                               None if cos is None else cos[j], rv if rv >= 0 else None, rk if rk >= 0 else None,
+                               bool(named[j]) if named is not None else False))
         return out
 
     def similar(self, item_id: str | None = None, image: Any = None, k: int = 10,
@@ -341,7 +352,7 @@ class SearchIndex:
         df = df.drop_duplicates("id", keep="last").set_index("id").loc[self.index.ids].reset_index()
         self.catalog = Catalog(df, self.catalog.root, self.catalog.report)
         self._lower.clear()
-        self._facets, self._has_texts, self._docs = None, None, None
+        self._facets, self._has_texts, self._docs, self._analyzed = None, None, None, None
 
     def save(self) -> None:
         self.index.save(self.folder)
