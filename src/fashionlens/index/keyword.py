@@ -170,9 +170,16 @@ class KeywordIndex:
         if not text or not self.fields:
             return [], np.zeros(0, dtype=np.float32)
         q = MultiMatchQuery(text, list(self.fields), boosts=[BOOSTS[f] for f in self.fields])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = self._tbl.search(q, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
+        inner = getattr(self._tbl, "_table", None)  # the sync table's own async handle (same version)
+        if inner is not None:
+            # lancedb's sync search() re-reads the schema three times per query: 14 -> 6 ms at 40k
+            from lancedb.background_loop import LOOP
+
+            res = LOOP.run(inner.query().nearest_to_text(q).select(["id", "_score"]).limit(limit).to_arrow())
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = self._tbl.search(q, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
         return res.column("id").to_pylist(), res.column("_score").to_numpy().astype(np.float32)
 
     # ---- maintenance --------------------------------------------------------------------------
