@@ -13,7 +13,7 @@ from fashionlens.catalog.core import Catalog
 from fashionlens.embed import DEFAULT_CACHE, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.index.base import make_index, open_index
-from fashionlens.index.keyword import KeywordIndex, documents, has_texts, save_keywords
+from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts, save_keywords
 from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
 from fashionlens.search.query import Facets
 from fashionlens.train.config import AlignConfig
@@ -154,8 +154,6 @@ class SearchIndex:
     def facets(self) -> Facets:
         """The label values a query can name (soft boosts in hybrid mode)."""
         if self._facets is None:
-            from fashionlens.index.keyword import Analyzer
-
             kw = self.keywords
             self._facets = Facets(self.catalog.df, kw.analyzer if kw is not None else Analyzer())
         return self._facets
@@ -231,8 +229,8 @@ class SearchIndex:
         kw = self.keywords
         if kw is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        if mask is not None:  # fetch enough that `limit` survive a selective filter
-            limit = min(len(self.index.alive), int(limit * len(mask) / max(1, int(mask.sum()))))
+        if mask is not None:  # fetch enough that `limit` survive a selective filter (the photo side is pre-filtered)
+            limit = min(len(mask), 20 * limit, int(limit * len(mask) / max(1, int(mask.sum()))))
         ids, scores = kw.search(query, limit)
         pos, keep = [], []
         for j, i in enumerate(ids):
