@@ -186,13 +186,28 @@ class SearchIndex:
                 raise ValueError("empty query" if len(queries) == 1 else f"empty query (number {i + 1})")
         mode, _ = self.resolve_mode(mode)
         mask = self.filter_mask(filters)  # before encoding: a bad filter costs no model call
-        vecs = None if mode == "keyword" else self.encoder.encode_texts(queries)
-        return [self._hits(pos, sc, why) for pos, sc, why in self.rank(queries, vecs, k, mask, mode)]
+        words = None
+        if mode == "keyword":
+            vecs = None
+        elif mode == "hybrid" and self.keywords is not None:
+            # the word side runs on a worker thread while the text tower encodes (both release the GIL)
+            from concurrent.futures import ThreadPoolExecutor
+
+            n_cand = max(self.fusion.candidates, k)
+            with ThreadPoolExecutor(1) as pool:
+                side = pool.submit(lambda: [self._keyword_side(q, n_cand, mask) for q in queries])
+                vecs = self.encoder.encode_texts(queries)
+                words = side.result()
+        else:
+            vecs = self.encoder.encode_texts(queries)
+        return [self._hits(pos, sc, why) for pos, sc, why in self.rank(queries, vecs, k, mask, mode, words)]
 
     def rank(self, queries: list[str], vecs: np.ndarray | None, k: int, mask: np.ndarray | None = None,
-             mode: str = "hybrid") -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
+             mode: str = "hybrid", words: list[tuple[np.ndarray, np.ndarray]] | None = None
+             ) -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
         """(row positions, scores, whys) per query, for queries already encoded (`vecs`, one row each;
-        None in keyword mode). The vector side of all queries is one index scan."""
+        None in keyword mode). The vector side of all queries is one index scan. `words`: each query's
+        keyword side when already fetched (`_keyword_side`)."""
         if mode == "vector":
             self._check_dim(vecs)
             out = []
@@ -208,7 +223,7 @@ class SearchIndex:
             vs, vp = self.index.search(vecs, n_cand, mask)
         out = []
         for i, q in enumerate(queries):
-            kp, ks = self._keyword_side(q, n_cand, mask)
+            kp, ks = words[i] if words is not None else self._keyword_side(q, n_cand, mask)
             if mode == "keyword":
                 n = min(k, len(kp))
                 pos, score, ranks = kp[:n], ks[:n], {"vector": np.full(n, -1), "keyword": np.arange(n)}
