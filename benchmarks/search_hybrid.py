@@ -97,7 +97,7 @@ def evaluate(idx: Any, ct: list[tuple[str, str, str]], names: list[str], mode: s
 def memoize_keywords(idx: Any) -> None:
     """Keyword results per query are the same for every fusion weighting: compute them once."""
     cache: dict[tuple[str, int], Any] = {}
-    inner = idx._keyword_side
+    inner = idx.keyword_side
 
     def side(query: str, limit: int, mask: Any) -> Any:
         key = (query, limit)
@@ -107,7 +107,7 @@ def memoize_keywords(idx: Any) -> None:
             cache[key] = inner(query, limit, mask)
         return cache[key]
 
-    idx._keyword_side = side
+    idx.keyword_side = side
 
 
 def fmt(v: np.ndarray) -> str:
@@ -219,7 +219,7 @@ def quality(idxs: dict[str, Any], results: dict[str, Any]) -> None:
         rows[label] = evaluate(idx, ct, names, mode, vecs)
     lance_kw = idx.keywords
     fts = Fts5Keywords(idx.catalog.df, lance_kw.analyzer)
-    idx._keywords, idx._keyword_side = fts, SearchIndex._keyword_side.__get__(idx)
+    idx._keywords, idx.keyword_side = fts, SearchIndex.keyword_side.__get__(idx)
     idx.fusion = FusionConfig(facet_weight=0.0)
     rows["keyword (SQLite FTS5 BM25)"] = evaluate(idx, ct, names, "keyword", vecs)
     rows["hybrid plain RRF, FTS5 keyword side"] = evaluate(idx, ct, names, "hybrid", vecs)

@@ -86,8 +86,11 @@ class Served:
         unfiltered ones as one batched search, so the index is read once for all of them (exact
         search over 40k x 256 floats is memory-bound: ~4 ms for one query, about the same for eight).
         """
-        mode, _ = self.indexes[index_name].resolve_mode(mode)
+        idx = self.indexes[index_name]
+        mode, _ = idx.resolve_mode(mode)
         slot: dict[str, Any] = {"text": query.strip(), "k": k, "mask": mask, "mode": mode}
+        if mode != "vector":  # the word side needs no model: each request fetches its own, outside the lock
+            slot["words"] = idx.keyword_side(slot["text"], max(idx.fusion.candidates, k), mask)
         with self._cache_lock:
             self._pending.setdefault(index_name, []).append(slot)
         with self.lock:
@@ -126,7 +129,8 @@ class Served:
             for part in [members] if plain else [[i] for i in members]:
                 kmax = max(batch[i]["k"] for i in part)
                 vec = None if mode == "keyword" else np.stack([vecs[i] for i in part])
-                ranked = idx.rank([batch[i]["text"] for i in part], vec, kmax, batch[part[0]]["mask"], mode)
+                words = None if mode == "vector" else [batch[i]["words"] for i in part]
+                ranked = idx.rank([batch[i]["text"] for i in part], vec, kmax, batch[part[0]]["mask"], mode, words)
                 for i, (pos, sc, why) in zip(part, ranked, strict=True):
                     k = batch[i]["k"]
                     scores = np.full((1, k), -np.inf, dtype=np.float32)

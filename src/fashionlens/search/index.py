@@ -195,7 +195,7 @@ class SearchIndex:
 
             n_cand = max(self.fusion.candidates, k)
             with ThreadPoolExecutor(1) as pool:
-                side = pool.submit(lambda: [self._keyword_side(q, n_cand, mask) for q in queries])
+                side = pool.submit(lambda: [self.keyword_side(q, n_cand, mask) for q in queries])
                 vecs = self.encoder.encode_texts(queries)
                 words = side.result()
         else:
@@ -207,7 +207,7 @@ class SearchIndex:
              ) -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
         """(row positions, scores, whys) per query, for queries already encoded (`vecs`, one row each;
         None in keyword mode). The vector side of all queries is one index scan. `words`: each query's
-        keyword side when already fetched (`_keyword_side`)."""
+        keyword side when already fetched (`keyword_side`)."""
         if mode == "vector":
             self._check_dim(vecs)
             out = []
@@ -223,7 +223,7 @@ class SearchIndex:
             vs, vp = self.index.search(vecs, n_cand, mask)
         out = []
         for i, q in enumerate(queries):
-            kp, ks = words[i] if words is not None else self._keyword_side(q, n_cand, mask)
+            kp, ks = words[i] if words is not None else self.keyword_side(q, n_cand, mask)
             if mode == "keyword":
                 n = min(k, len(kp))
                 pos, score, ranks = kp[:n], ks[:n], {"vector": np.full(n, -1), "keyword": np.arange(n)}
@@ -239,8 +239,9 @@ class SearchIndex:
             out.append((pos, score, self._whys(q, mode, pos, matches, hits, cos, ranks)))
         return out
 
-    def _keyword_side(self, query: str, limit: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Row positions and BM25 scores of the keyword hits (alive, allowed by `mask`), best first."""
+    def keyword_side(self, query: str, limit: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions and BM25 scores of the keyword hits (alive, allowed by `mask`), best first.
+        Safe to call from several threads (the server runs it outside its model lock)."""
         kw = self.keywords
         if kw is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
