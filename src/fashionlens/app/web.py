@@ -39,7 +39,6 @@ def home(request: Request, q: str = "", k: int = Query(24, ge=1, le=100), filter
                  mode=used, note=note)
 
 
-
 @router.get("/items/{item_id}", response_class=HTMLResponse)
 def item_page(request: Request, item_id: str, index: str | None = None, k: int = Query(12, ge=1, le=100)) -> HTMLResponse:
     it = api.item(request, item_id, index=index)
