@@ -88,7 +88,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_level(base: str, clients: int, queries: list[str], seconds: float, max_requests: int) -> dict:
+async def run_level(base: str, clients: int, queries: list[str], seconds: float, max_requests: int,
+                    mode: str = "default", page: bool = False) -> dict:
+    """`page`: load the web page (GET /?q=..., 12 results rendered) instead of /api/search."""
     import httpx
 
     lat: list[float] = []
@@ -103,8 +105,9 @@ async def run_level(base: str, clients: int, queries: list[str], seconds: float,
             sent += 1
             t0 = time.perf_counter()
             try:
-                r = await http.get(f"{base}/api/search", params={"q": q, "k": 12})
-                ok = r.status_code == 200 and len(r.json()["results"]) == 12
+                params = {"q": q, "k": 12} | ({} if mode == "default" else {"mode": mode})
+                r = await http.get(f"{base}/" if page else f"{base}/api/search", params=params)
+                ok = r.status_code == 200 and (r.text.count('class="card"') == 12 if page else len(r.json()["results"]) == 12)
             except httpx.HTTPError:
                 ok = False
             lat.append(time.perf_counter() - t0)
@@ -131,6 +134,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="passed to `fashionlens serve --threads`")
     ap.add_argument("--workers", type=int, nargs="+", default=[1], help="`fashionlens serve --workers`, one server per value")
     ap.add_argument("--baseline", action="store_true", help="also run each server with --no-optimize (torch text tower)")
+    ap.add_argument("--page", action="store_true", help="also load the web page (GET /?q=...) at each level")
+    ap.add_argument("--modes", nargs="+", default=["default"], help="search modes to load (hybrid, vector, keyword; "
+                    "default = the index's own: hybrid where it has texts)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
@@ -175,14 +181,15 @@ def serve_and_load(index: Path, queries: list[str], args: argparse.Namespace, wo
               f"{time.perf_counter() - t0:.1f} s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         offset = 0
-        print("| clients | requests | errors | p50 ms | p95 ms | max ms | req/s | load avg |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| mode | clients | requests | errors | p50 ms | p95 ms | max ms | req/s | load avg |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in args.clients:
-            qs = queries if args.repeat else queries[offset:] + queries[:offset]  # fresh queries per level
-            res = asyncio.run(run_level(base, c, qs, args.seconds, args.requests))
-            offset += res["requests"]
-            print(f"| {c} | {res['requests']} | {res['errors']} | {res['p50_ms']:.1f} | {res['p95_ms']:.1f} | "
-                  f"{res['max_ms']:.1f} | {res['rps']:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
+            for mode, page in [(m, False) for m in args.modes] + ([(m, True) for m in args.modes] if args.page else []):
+                qs = queries if args.repeat else queries[offset:] + queries[:offset]  # fresh queries per level
+                res = asyncio.run(run_level(base, c, qs, args.seconds, args.requests, mode, page))
+                offset += res["requests"]
+                print(f"| {mode}{' page' if page else ''} | {c} | {res['requests']} | {res['errors']} | {res['p50_ms']:.1f} | {res['p95_ms']:.1f} | "
+                      f"{res['max_ms']:.1f} | {res['rps']:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
     finally:
         server.terminate()
         server.wait(30)

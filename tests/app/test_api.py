@@ -266,7 +266,7 @@ def test_concurrent_text_queries_share_forward_passes_and_index_scans(app, monke
     monkeypatch.setattr(index, "search", counted_search)
     got = {}
     threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, served.search_text("myntra200", queries[i],
-                                                                                         ks[i], masks[i])))
+                                                                                         ks[i], masks[i], "vector")))
                for i in range(12)]
     for t in threads:
         t.start()
@@ -279,7 +279,7 @@ def test_concurrent_text_queries_share_forward_passes_and_index_scans(app, monke
         np.testing.assert_array_equal(got[i][1], want[i][1])
         np.testing.assert_allclose(got[i][0], want[i][0], atol=1e-5)
     calls.clear()
-    again = served.search_text("myntra200", queries[0].upper(), ks[0])  # the LRU cache: no forward
+    again = served.search_text("myntra200", queries[0].upper(), ks[0], None, "vector")  # the LRU cache: no forward
     assert calls == [] and np.array_equal(again[1], want[0][1])
 
 

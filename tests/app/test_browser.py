@@ -67,10 +67,15 @@ def test_search_click_similar_and_upload(driver, base_url, app_catalog, tmp_path
     box = driver.find_element(By.ID, "q")
     box.send_keys("watch")
     Select(driver.find_element(By.CSS_SELECTOR, 'select[data-column="masterCategory"]')).select_by_visible_text("Accessories")
+    Select(driver.find_element(By.ID, "mode")).select_by_value("hybrid")
     driver.find_element(By.ID, "search-button").click()
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#results .card")))
     cards = driver.find_elements(By.CSS_SELECTOR, "#results .card")
     assert len(cards) > 0 and "watch" in driver.find_element(By.ID, "summary").text
+    assert "(hybrid)" in driver.find_element(By.ID, "summary").text
+    # the "why" line under the photo: the words that matched, the facet value, the photo score
+    why = cards[0].find_element(By.CSS_SELECTOR, ".why")
+    assert why.is_displayed() and "words: watch" in why.text and "Watches ✓" in why.text and "photo " in why.text
     accessories = set(app_catalog.df.loc[app_catalog.df["masterCategory"] == "Accessories", "id"].astype(str))
     assert {c.get_attribute("data-id") for c in cards} <= accessories  # the filter menu took effect
     # thumbnails really loaded (not broken images)
@@ -82,6 +87,7 @@ def test_search_click_similar_and_upload(driver, base_url, app_catalog, tmp_path
     assert driver.find_element(By.ID, "item").get_attribute("data-id") == first
     similar = driver.find_elements(By.CSS_SELECTOR, "#similar .card")
     assert len(similar) == 12 and first not in {c.get_attribute("data-id") for c in similar}
+    assert all(c.find_element(By.CSS_SELECTOR, ".why").text.startswith("same type ") for c in similar)
 
     driver.get(base_url + "/")
     photo = app_catalog.df["image"].iloc[5]

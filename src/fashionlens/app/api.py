@@ -9,29 +9,36 @@ from fastapi.concurrency import run_in_threadpool
 
 from fashionlens.app.uploads import read_limited
 from fashionlens.search.filters import parse_filters
+from fashionlens.search.hybrid import label_match
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 K = Query(12, ge=1, le=100, description="How many results.")
 INDEX = Query(None, description="Index name (see /api/indexes); default: the first one.")
 FILTER = Query(None, description="COL:VALUE pre-filter, repeatable (e.g. articleType:Shirts).")
+MODE = Query(None, pattern="^(hybrid|vector|keyword)$",
+             description="hybrid (photos + words + facet boosts), vector (photos only) or keyword (words only); "
+                         "default: hybrid where the index has item texts, else vector.")
 
 
 def served(request: Request):
     return request.app.state.served
 
 
-@router.get("/search", summary="Text → image search")
+@router.get("/search", summary="Text search: photos and words (hybrid), photos only or words only")
 def search(request: Request, q: str = Query(..., min_length=1, max_length=500, description="What to look for."),
-           k: int = K, filter: list[str] | None = FILTER, index: str | None = INDEX) -> dict[str, Any]:
+           k: int = K, filter: list[str] | None = FILTER, index: str | None = INDEX,
+           mode: str | None = MODE) -> dict[str, Any]:
     s = served(request)
     name, idx = s.index(index)
     filters = parse_filters(filter)
     if not q.strip():
         raise HTTPException(400, "empty query: type what you are looking for")
     mask = idx.filter_mask(filters)  # before encoding: a bad filter costs no model call
-    scores, pos = s.search_text(name, q, k, mask)
-    return {"query": q, "index": name, "filters": filters, "results": s.rows(name, scores[0], pos[0])}
+    used, note = idx.resolve_mode(mode)
+    scores, pos, whys = s.search_text(name, q, k, mask, used)
+    return {"query": q, "index": name, "filters": filters, "mode": used, "note": note,
+            "results": s.rows(name, scores[0], pos[0], whys)}
 
 
 @router.get("/items/{item_id}", summary="One catalog item")
@@ -50,7 +57,11 @@ def similar_item(request: Request, item_id: str, k: int = K, filter: list[str] |
     pos = _position(idx, name, item_id)
     scores, rows = idx.index.search(idx.index.vectors[pos][None], k, idx.filter_mask(parse_filters(filter)),
                                     exclude=[item_id])
-    return {"id": item_id, "index": name, "results": s.rows(name, scores[0], rows[0])}
+    results = s.rows(name, scores[0], rows[0])
+    me = idx.catalog.df.iloc[pos].to_dict()
+    for r in results:  # "similar": does it share the item's type and colour?
+        r["match"] = label_match(me, r)
+    return {"id": item_id, "index": name, "results": results}
 
 
 @router.post("/similar", summary="Items that look like an uploaded photo")

@@ -104,16 +104,21 @@ class Served:
                                           self.upload_side)
 
     # ---- model calls (locked) -----------------------------------------------------------------
-    def search_text(self, index_name: str, query: str, k: int, mask: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, positions) of one text query, shape (1, k).
+    def search_text(self, index_name: str, query: str, k: int, mask: np.ndarray | None = None,
+                    mode: str | None = None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Top-k (scores, positions) of one text query, shape (1, k), and each hit's "why".
 
+        `mode`: hybrid | vector | keyword (None: the index's default, see `SearchIndex.resolve_mode`).
         Concurrent queries are served together: whoever holds the model lock encodes every query queued
         meanwhile in one forward (minus those in the LRU cache of popular queries) and runs the
         unfiltered ones as one batched search, so the index is read once for all of them (exact
         search over 40k x 256 floats is memory-bound: ~4 ms for one query, about the same for eight).
         """
-        slot: dict[str, Any] = {"text": query.strip(), "k": k, "mask": mask}
+        idx = self.indexes[index_name]
+        mode, _ = idx.resolve_mode(mode)
+        slot: dict[str, Any] = {"text": query.strip(), "k": k, "mask": mask, "mode": mode}
+        if mode != "vector":  # the word side needs no model: each request fetches its own, outside the lock
+            slot["words"] = idx.keyword_side(slot["text"], max(idx.fusion.candidates, k), mask)
         with self._cache_lock:
             self._pending.setdefault(index_name, []).append(slot)
         with self.lock:
@@ -134,7 +139,7 @@ class Served:
         keys = [(index_name, b["text"].lower()) for b in batch]
         with self._cache_lock:
             vecs = [self._queries.get(key) for key in keys]
-        todo = [i for i, v in enumerate(vecs) if v is None]
+        todo = [i for i, v in enumerate(vecs) if v is None and batch[i]["mode"] != "keyword"]
         if todo:
             new = self.encoders[index_name].encode_texts([batch[i]["text"] for i in todo])
             with self._cache_lock:
@@ -144,16 +149,23 @@ class Served:
                     self._queries.move_to_end(keys[i])
                 while len(self._queries) > self._query_cache:
                     self._queries.popitem(last=False)
-        plain = [i for i, b in enumerate(batch) if b["mask"] is None]
-        if plain:
-            kmax = max(batch[i]["k"] for i in plain)
-            scores, pos = idx.index.search(np.stack([vecs[i] for i in plain]), kmax)
-            for j, i in enumerate(plain):
-                k = batch[i]["k"]
-                batch[i]["result"] = (scores[j : j + 1, :k], pos[j : j + 1, :k])
+        # one ranking call per (mode, unfiltered) group: its vector side is one index scan
+        groups: dict[tuple[str, bool], list[int]] = {}
         for i, b in enumerate(batch):
-            if b["mask"] is not None:
-                b["result"] = idx.index.search(vecs[i][None], b["k"], b["mask"])
+            groups.setdefault((b["mode"], b["mask"] is None), []).append(i)
+        for (mode, plain), members in groups.items():
+            for part in [members] if plain else [[i] for i in members]:
+                kmax = max(batch[i]["k"] for i in part)
+                vec = None if mode == "keyword" else np.stack([vecs[i] for i in part])
+                words = None if mode == "vector" else [batch[i]["words"] for i in part]
+                ranked = idx.rank([batch[i]["text"] for i in part], vec, kmax, batch[part[0]]["mask"], mode, words)
+                for i, (pos, sc, why) in zip(part, ranked, strict=True):
+                    k = batch[i]["k"]
+                    scores = np.full((1, k), -np.inf, dtype=np.float32)
+                    rows = np.full((1, k), -1, dtype=np.int64)
+                    n = min(k, len(pos))
+                    scores[0, :n], rows[0, :n] = sc[:n], pos[:n]
+                    batch[i]["result"] = (scores, rows, why[:n])
 
     def image_vector(self, index_name: str, image: Image.Image) -> np.ndarray:
         with self.lock:
@@ -179,11 +191,16 @@ class Served:
             self.categorize(name, probe)
 
     # ---- results ------------------------------------------------------------------------------
-    def rows(self, index_name: str, scores: np.ndarray, positions: np.ndarray) -> list[dict[str, Any]]:
-        """JSON-ready hits for (scores, row positions) of one query; -1 positions are padding."""
+    def rows(self, index_name: str, scores: np.ndarray, positions: np.ndarray,
+             whys: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """JSON-ready hits for (scores, row positions) of one query; -1 positions are padding.
+        `whys` (one per kept hit) says what matched each hit."""
         keep = positions >= 0
         recs = self.indexes[index_name].catalog.df.iloc[positions[keep]].to_dict("records")  # one pandas call
-        return [self.item(index_name, r, float(s)) for r, s in zip(recs, scores[keep], strict=True)]
+        out = [self.item(index_name, r, float(s)) for r, s in zip(recs, scores[keep], strict=True)]
+        for hit, why in zip(out, whys or [], strict=False):
+            hit["why"] = why
+        return out
 
     def item(self, index_name: str, row: dict[str, Any], score: float | None = None) -> dict[str, Any]:
         """One catalog row for the outside world: no server paths, no NaN, thumbnail and page URLs."""

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from fashionlens.app import api
 from fashionlens.search.filters import parse_filters
+from fashionlens.search.hybrid import why_line
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 
@@ -24,17 +25,26 @@ def _page(request: Request, template: str, index: str | None, **ctx: Any) -> HTM
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, q: str = "", k: int = Query(24, ge=1, le=100), filter: list[str] | None = Query(None),
-         index: str | None = None) -> HTMLResponse:
+         index: str | None = None, mode: str | None = Query(None, pattern="^(|hybrid|vector|keyword)$")) -> HTMLResponse:
     chosen = [f for f in filter or [] if f]  # empty menu choices mean "any"
-    results = None
+    results, note = None, None
+    _, idx = request.app.state.served.index(index)
+    used, _ = idx.resolve_mode(mode or None)
     if q.strip():
-        results = api.search(request, q=q, k=k, filter=chosen, index=index)["results"]
-    return _page(request, "search.html", index, q=q, k=k, results=results, chosen=parse_filters(chosen))
+        res = api.search(request, q=q, k=k, filter=chosen, index=index, mode=mode or None)
+        results, used, note = res["results"], res["mode"], res["note"]
+        for r in results:
+            r["why_line"] = why_line(r.get("why") or {})
+    return _page(request, "search.html", index, q=q, k=k, results=results, chosen=parse_filters(chosen),
+                 mode=used, note=note)
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
 def item_page(request: Request, item_id: str, index: str | None = None, k: int = Query(12, ge=1, le=100)) -> HTMLResponse:
     it = api.item(request, item_id, index=index)
     similar = api.similar_item(request, item_id, k=k, filter=None, index=index)["results"]
+    for r in similar:  # "same type ✓ · colour ✗"
+        r["why_line"] = " · ".join(f"{'same ' if i == 0 else ''}{key} {'✓' if ok else '✗'}"
+                                   for i, (key, ok) in enumerate(r["match"].items()))
     attrs = {c: v for c, v in it.items() if c not in ("id", "text", "thumb", "url") and v is not None}
     return _page(request, "item.html", index, item=it, attrs=attrs, similar=similar)

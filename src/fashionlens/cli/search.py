@@ -77,18 +77,49 @@ def _report_import(cat, as_json: bool) -> None:
 @friendly_errors
 def search_cmd(
     index: Path = typer.Argument(..., help="Index directory."),
-    query: str = typer.Argument(..., help="What to look for, e.g. 'black leather ankle boots'."),
+    query: str | None = typer.Argument(None, help="What to look for, e.g. 'black leather ankle boots'."),
+    queries: Path | None = typer.Option(None, "--queries", help="A text file of queries, one per line, all answered in one process."),
     top: int = typer.Option(10, "--top", "-k", min=1),
     filter: list[str] | None = typer.Option(None, "--filter", help="COL=VALUE pre-filter (repeatable)."),
+    mode: str | None = typer.Option(None, "--mode", help="hybrid (photos + names + facet boosts), vector (photos only: "
+                                    "the gallery's names unused) or keyword (names only); default: hybrid where the index "
+                                    "has item texts, vector where it has none."),
     encoder: str | None = typer.Option(None, help="Must match the index's encoder (checked)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Text → image search."""
+    """Text search over the index: one QUERY, or every line of --queries FILE."""
     from fashionlens.search.index import SearchIndex
 
+    if (query is None) == (queries is None):
+        raise ValueError("give exactly one of a QUERY or --queries FILE")
+    texts = [query] if query is not None else _read_queries(queries)
     idx = SearchIndex(index)
     idx.check_encoder(encoder)
-    _show(idx.search(query, top, parse_filters(filter)), as_json, f"'{query}'")
+    used, note = idx.resolve_mode(mode)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+    answers = idx.search_many(texts, top, parse_filters(filter), used)
+    if queries is None:
+        _show(answers[0], as_json, f"'{query}' ({used})", {"query": query, "mode": used, "note": note})
+    elif as_json:
+        print_json([{"query": q, "mode": used, "results": a} for q, a in zip(texts, answers)])
+    else:
+        for q, a in zip(texts, answers):
+            _show(a, False, f"'{q}' ({used})")
+
+
+def _read_queries(path: Path) -> list[str]:
+    """Non-blank lines of a queries file (a clear error for a missing, unreadable or empty one)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"queries file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"queries file {path} is not UTF-8 text: {e.reason} at byte {e.start}") from None
+    texts = [t.strip() for t in lines if t.strip()]
+    if not texts:
+        raise ValueError(f"queries file {path} has no queries (one per line expected)")
+    return texts
 
 
 @friendly_errors
@@ -111,13 +142,15 @@ def similar_cmd(
     _show(idx.similar(item_id=id, image=img, k=top, filters=parse_filters(filter)), as_json, str(id or image))
 
 
-def _show(results: list[dict], as_json: bool, title: str) -> None:
+def _show(results: list[dict], as_json: bool, title: str, extra: dict | None = None) -> None:
     if as_json:
-        print_json({"results": results})
+        print_json({**(extra or {}), "results": results})
         return
-    rows = [{"rank": i + 1, **r} for i, r in enumerate(results)]
+    from fashionlens.search.hybrid import why_line
+
+    rows = [{"rank": i + 1, **r, "why": why_line(r["why"]) if "why" in r else ""} for i, r in enumerate(results)]
     extra = [c for c in ("articleType", "baseColour") if rows and c in rows[0]]
-    print_table(rows, [*RESULT_COLUMNS, *extra], title=f"results for {title}")
+    print_table(rows, [*RESULT_COLUMNS, *extra, *(["why"] if rows and rows[0]["why"] else [])], title=f"results for {title}")
 
 
 @friendly_errors

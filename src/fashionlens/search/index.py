@@ -16,6 +16,9 @@ from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_images,
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.index.base import make_index, open_index
+from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts, save_keywords
+from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
+from fashionlens.search.query import Facets
 from fashionlens.train.config import AlignConfig
 from fashionlens.utils import (
     FolderError,
@@ -77,6 +80,7 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
                  f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
                  "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
         make_index(cfg.backend, vectors, catalog.ids, **cfg.index_params).save(tmp)
+        save_keywords(catalog.df, tmp)  # the word side of hybrid search (none for a photos-only catalog)
         catalog.save(tmp / "catalog.parquet")
         write_json(tmp / "import_report.json", catalog.report.to_dict())
         write_json(tmp / "index.json", info)
@@ -134,14 +138,21 @@ class SearchIndex:
         return require_file(check_dir(folder), "index.json", "a fashionlens index",
                             "; build one with `fashionlens index`")
 
-    def __init__(self, folder: str | Path, encoder: Encoder | None = None):
+    def __init__(self, folder: str | Path, encoder: Encoder | None = None, fusion: FusionConfig | None = None):
         self.folder = Path(folder)
         self.info = read_json(self.check(self.folder))
         self.catalog = Catalog.load(self.folder / "catalog.parquet")
         self.index = open_index(self.folder)
+        self.fusion = fusion or FusionConfig()
         self._check_rows()
         self._encoder = encoder
         self._lower: dict[str, np.ndarray] = {}
+        self._keywords: KeywordIndex | None = None
+        self._keywords_open = False
+        self._facets: Facets | None = None
+        self._has_texts: bool | None = None
+        self._docs: list[str] | None = None  # per row: name + description + labels, for matched terms
+        self._analyzed: np.ndarray | None = None  # per row: analyzed name, for exact-name queries
 
     def _check_rows(self) -> None:
         """Catalog rows mirror index rows and index.json agrees: files of different builds are refused."""
@@ -180,13 +191,161 @@ class SearchIndex:
                 f"not '{name}': its vectors live in another space. Rebuild with --encoder {name} or drop --encoder."
             )
 
+    # ---- the word side (loaded on first use) -------------------------------------------------
+    @property
+    def has_texts(self) -> bool:
+        """Whether the items have names or descriptions (a photos-only catalog is searched by photo)."""
+        if self._has_texts is None:
+            self._has_texts = has_texts(self.catalog.df)
+        return self._has_texts
+
+    @property
+    def keywords(self) -> KeywordIndex | None:
+        """The keyword index saved with the index (built in memory for an index saved before it had one)."""
+        if not self._keywords_open:
+            self._keywords = KeywordIndex.load(self.folder)
+            if self._keywords is None and self.has_texts:
+                self._keywords = KeywordIndex.from_catalog(self.catalog.df)
+            self._keywords_open = True
+        return self._keywords
+
+    @property
+    def facets(self) -> Facets:
+        """The label values a query can name (soft boosts in hybrid mode)."""
+        if self._facets is None:
+            kw = self.keywords
+            self._facets = Facets(self.catalog.df, kw.analyzer if kw is not None else Analyzer())
+        return self._facets
+
+    def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
+        """(mode used, a note for the user or None). Default: hybrid where items have texts, else vector."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"unknown search mode '{mode}'; choose one of: {', '.join(MODES)}")
+        if self.has_texts:
+            return mode or "hybrid", None
+        asked = f"{mode} search needs item names or descriptions; " if mode in ("hybrid", "keyword") else ""
+        return "vector", f"{asked}index {self.folder.name} has none, so it is searched by photo only (vector mode)"
+
     # ---- queries ----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Text → image: the k photos that best match `query`, best first."""
-        if not query.strip():
-            raise InvalidInputError("empty query")
-        q = self.encoder.encode_texts([query])
-        return self._results(q, k, filters)[0]
+    def search(self, query: str, k: int = 10, filters: dict[str, str] | None = None,
+               mode: str | None = None) -> list[dict[str, Any]]:
+        """Text → items: the k best matches for `query`, best first, each with a "why".
+
+        mode: "hybrid" (photos + words + facet boosts; default where items have texts), "vector"
+        (photos only, the cold-start case and the default without texts) or "keyword" (words only).
+        """
+        return self.search_many([query], k, filters, mode)[0]
+
+    def search_many(self, queries: list[str], k: int = 10, filters: dict[str, str] | None = None,
+                    mode: str | None = None) -> list[list[dict[str, Any]]]:
+        """`search` for many queries with one text-encoder call; same answers as one by one."""
+        queries = list(queries)
+        for i, q in enumerate(queries):
+            if not str(q).strip():
+                raise InvalidInputError("empty query" if len(queries) == 1 else f"empty query (number {i + 1})")
+        mode, _ = self.resolve_mode(mode)
+        mask = self.filter_mask(filters)  # before encoding: a bad filter costs no model call
+        words = None
+        if mode == "keyword":
+            vecs = None
+        elif mode == "hybrid" and self.keywords is not None:
+            # the word side runs on a worker thread while the text tower encodes (both release the GIL)
+            from concurrent.futures import ThreadPoolExecutor
+
+            n_cand = max(self.fusion.candidates, k)
+            with ThreadPoolExecutor(1) as pool:
+                side = pool.submit(lambda: [self.keyword_side(q, n_cand, mask) for q in queries])
+                vecs = self.encoder.encode_texts(queries)
+                words = side.result()
+        else:
+            vecs = self.encoder.encode_texts(queries)
+        return [self._hits(pos, sc, why) for pos, sc, why in self.rank(queries, vecs, k, mask, mode, words)]
+
+    def rank(self, queries: list[str], vecs: np.ndarray | None, k: int, mask: np.ndarray | None = None,
+             mode: str = "hybrid", words: list[tuple[np.ndarray, np.ndarray]] | None = None
+             ) -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
+        """(row positions, scores, whys) per query, for queries already encoded (`vecs`, one row each;
+        None in keyword mode). The vector side of all queries is one index scan. `words`: each query's
+        keyword side when already fetched (`keyword_side`)."""
+        if mode == "vector":
+            self._check_dim(vecs)
+            out = []
+            for q, p in zip(vecs, self.index.search(vecs, k, mask)[1]):
+                p = p[p >= 0]
+                s = self.index.vectors[p] @ q  # the same arithmetic alone or in a batch (faiss and BLAS round apart)
+                out.append((p, s, [{"mode": mode, "terms": [], "vector": round(float(x), 4), "vector_rank": r}
+                                   for r, x in enumerate(s)]))
+            return out
+        n_cand = max(self.fusion.candidates, k)
+        if vecs is not None:
+            self._check_dim(vecs)
+            vs, vp = self.index.search(vecs, n_cand, mask)
+        out = []
+        for i, q in enumerate(queries):
+            kp, ks = words[i] if words is not None else self.keyword_side(q, n_cand, mask)
+            if mode == "keyword":
+                n = min(k, len(kp))
+                pos, score, ranks = kp[:n], ks[:n], {"vector": np.full(n, -1), "keyword": np.arange(n)}
+                matches, hits = [], None
+            else:
+                matches, cand = self.facets.match(q), candidates(vp[i], kp)
+                sat = self.facets.satisfied(matches, cand)
+                named = self._names()[cand] == self.keywords.analyzer(q) if self.keywords is not None else None
+                pos, score, ranks = fuse(vp[i], kp, sat, k, self.fusion, named)
+                hits = sat[ranks["order"]]
+                ranks["named"] = named[ranks["order"]] if named is not None else None
+            cos = self.index.vectors[pos] @ vecs[i] if vecs is not None and len(pos) else None
+            out.append((pos, score, self._whys(q, mode, pos, matches, hits, cos, ranks)))
+        return out
+
+    def keyword_side(self, query: str, limit: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions and BM25 scores of the keyword hits (alive, allowed by `mask`), best first.
+        Safe to call from several threads (the server runs it outside its model lock)."""
+        kw = self.keywords
+        if kw is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if mask is not None:  # fetch enough that `limit` survive a selective filter (the photo side is pre-filtered)
+            limit = min(len(mask), 20 * limit, int(limit * len(mask) / max(1, int(mask.sum()))))
+        ids, scores = kw.search(query, limit)
+        pos, keep = [], []
+        for j, i in enumerate(ids):
+            try:
+                p = self.index.position(i)
+            except KeyError:
+                continue
+            if mask is None or mask[p]:
+                pos.append(p)
+                keep.append(j)
+        return np.asarray(pos, dtype=np.int64), scores[keep]
+
+    def _names(self) -> np.ndarray:
+        """Every row's name as the analyzer writes it (the query "is" an item's name when equal)."""
+        if self._analyzed is None:
+            self._analyzed = np.asarray([self.keywords.analyzer(t) for t in self.catalog.texts], dtype=object)
+        return self._analyzed
+
+    def _doc_words(self, row: int) -> set[str]:
+        """The analyzed words of a row's name, description and labels (for "why": matched terms)."""
+        if self._docs is None:
+            self._docs = [" ".join(t) for t in zip(*documents(self.catalog.df).values())]
+        return set(self.keywords.analyzer.words(self._docs[row]))
+
+    def _whys(self, query: str, mode: str, pos: np.ndarray, matches, hits, cos, ranks) -> list[dict[str, Any]]:
+        kw = self.keywords
+        if kw is None or not len(pos):
+            words: list[tuple[str, str]] = []
+        else:
+            typed = kw.analyzer(query).split()
+            words = list(zip(typed, (kw.analyzer.words(t)[0] for t in typed)))
+        out = []
+        for j in range(len(pos)):
+            terms = matched_terms(words, self._doc_words(int(pos[j]))) if words else []
+            rv, rk = int(ranks["vector"][j]), int(ranks["keyword"][j])
+            named = ranks.get("named")
+            out.append(explain(mode, matches, hits[j] if hits is not None else None, terms,
+                               None if cos is None else cos[j], rv if rv >= 0 else None, rk if rk >= 0 else None,
+                               bool(named[j]) if named is not None else False))
+        return out
 
     def similar(self, item_id: str | None = None, image: Any = None, k: int = 10,
                 filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -220,17 +379,17 @@ class SearchIndex:
     def _results(self, q: np.ndarray, k: int, filters, exclude=None) -> list[list[dict[str, Any]]]:
         self._check_dim(q)
         scores, idx = self.index.search(q, k, self.filter_mask(filters), exclude=exclude)
-        df = self.catalog.df
-        out = []
-        for srow, irow in zip(scores, idx):
-            hits = []
-            for s, i in zip(srow, irow):
-                if i < 0:
-                    break
-                r = df.iloc[int(i)].to_dict()
-                hits.append({"id": r.pop("id"), "score": float(s), "text": r.pop("text"), "image": r.pop("image"), **r})
-            out.append(hits)
-        return out
+        return [self._hits(irow[irow >= 0], srow[irow >= 0]) for srow, irow in zip(scores, idx)]
+
+    def _hits(self, pos: np.ndarray, scores: np.ndarray, whys: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        hits = []
+        for j, (s, i) in enumerate(zip(scores, pos)):
+            r = self.catalog.df.iloc[int(i)].to_dict()
+            hit = {"id": r.pop("id"), "score": float(s), "text": r.pop("text"), "image": r.pop("image"), **r}
+            if whys is not None:
+                hit["why"] = whys[j]
+            hits.append(hit)
+        return hits
 
     def _check_dim(self, q: np.ndarray) -> None:
         if q.shape[1] != self.index.dim:
@@ -243,14 +402,21 @@ class SearchIndex:
         import pandas as pd
 
         catalog, vec = embed_catalog_images(self.encoder, catalog, cache_dir, progress=progress)
+        kw = self.keywords
         self.index.add(vec, catalog.ids)
         old = self.catalog.df[~self.catalog.df["id"].isin(set(catalog.ids))]
         self._sync(pd.concat([old, catalog.df], ignore_index=True))
+        if kw is not None:
+            kw.add(catalog.df)
+        elif self.has_texts:  # the first items with names: the word side starts now
+            self._keywords = KeywordIndex.from_catalog(self.catalog.df)
         return len(catalog)
 
     def remove(self, ids: list[str]) -> int:
         """Drop items by id without rebuilding; returns how many were present."""
         n = self.index.remove(ids)
+        if self.keywords is not None:
+            self.keywords.remove([str(i) for i in ids])
         self._sync(self.catalog.df)
         return n
 
@@ -260,12 +426,18 @@ class SearchIndex:
         df = df.drop_duplicates("id", keep="last").set_index("id").loc[self.index.ids].reset_index()
         self.catalog = Catalog(df, self.catalog.root, self.catalog.report)
         self._lower.clear()
+        self._facets, self._has_texts, self._docs, self._analyzed = None, None, None, None
 
     def save(self) -> None:
         """Write the updated index as a new folder swapped in for the old one (`atomic_dir`)."""
         self.info = {**self.info, "n_items": len(self.index)}
-        with atomic_dir(self.folder, marks=INDEX_MARKS, carry=("encoder", "import_report.json")) as tmp:
+        # the keyword side comes along unchanged when it was never opened, else it is written anew
+        carry = ("encoder", "import_report.json", *(() if self._keywords_open else ("keywords",)))
+        with atomic_dir(self.folder, marks=INDEX_MARKS, carry=carry) as tmp:
             self.index.save(tmp)
+            if self._keywords is not None:
+                self._keywords.save(tmp)
             self.catalog.save(tmp / "catalog.parquet")
             write_json(tmp / "index.json", self.info)
         self.index = open_index(self.folder)  # the files just swapped in (a Lance table lived in the temp)
+        self._keywords, self._keywords_open = None, False  # likewise the keyword table
