@@ -40,6 +40,17 @@ def colour_encoder() -> ColourEncoder:
     return ColourEncoder()
 
 
+def registered() -> str:
+    """The stand-in under a registry name (idempotent): a saved index may only name registered
+    encoders, and the CLI tests load their index from its folder."""
+    from fashionlens.encoders import list_encoders, registry
+
+    list_encoders()
+    if ColourEncoder.name not in registry._REGISTRY:
+        registry.register(ColourEncoder.name)(colour_encoder)
+    return ColourEncoder.name
+
+
 KINDS = {"Tshirts": "T-Shirt", "Shoes": "Sneakers", "Dresses": "Dress"}
 
 
@@ -65,4 +76,4 @@ def build(root, with_texts: bool = True):
     from fashionlens.search.index import BuildConfig, build_index
 
     return build_index(colour_catalog(root, with_texts), root / "idx",
-                       BuildConfig(encoder="tests.search.stand_in:colour_encoder", cache_dir=None), progress=False)
+                       BuildConfig(encoder=registered(), cache_dir=None), progress=False)

@@ -91,7 +91,7 @@ def search_cmd(
     from fashionlens.search.index import SearchIndex
 
     if (query is None) == (queries is None):
-        raise ValueError("give exactly one of a QUERY or --queries FILE")
+        raise InvalidInputError("give exactly one of a QUERY or --queries FILE")
     texts = [query] if query is not None else _read_queries(queries)
     idx = SearchIndex(index)
     idx.check_encoder(encoder)
@@ -115,10 +115,10 @@ def _read_queries(path: Path) -> list[str]:
     except FileNotFoundError:
         raise FileNotFoundError(f"queries file not found: {path}") from None
     except UnicodeDecodeError as e:
-        raise ValueError(f"queries file {path} is not UTF-8 text: {e.reason} at byte {e.start}") from None
+        raise InvalidInputError(f"queries file {path} is not UTF-8 text: {e.reason} at byte {e.start}") from None
     texts = [t.strip() for t in lines if t.strip()]
     if not texts:
-        raise ValueError(f"queries file {path} has no queries (one per line expected)")
+        raise InvalidInputError(f"queries file {path} has no queries (one per line expected)")
     return texts
 
 

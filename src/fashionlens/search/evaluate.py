@@ -96,7 +96,7 @@ def _distractors(gallery: Catalog | np.ndarray | SearchIndex | None, queries: Ca
         return np.zeros((0, dim), dtype=np.float32), pd.DataFrame()
     if isinstance(gallery, np.ndarray):
         if gallery.ndim != 2:
-            raise ValueError(f"gallery vectors must be a 2-d (items, dim) array, got shape {gallery.shape}")
+            raise InvalidInputError(f"gallery vectors must be a 2-d (items, dim) array, got shape {gallery.shape}")
         return gallery.astype(np.float32, copy=False), None
     held = set(queries.ids)
     if isinstance(gallery, SearchIndex):

@@ -220,7 +220,7 @@ class SearchIndex:
     def resolve_mode(self, mode: str | None = None) -> tuple[str, str | None]:
         """(mode used, a note for the user or None). Default: hybrid where items have texts, else vector."""
         if mode is not None and mode not in MODES:
-            raise ValueError(f"unknown search mode '{mode}'; choose one of: {', '.join(MODES)}")
+            raise InvalidInputError(f"unknown search mode '{mode}'; choose one of: {', '.join(MODES)}")
         if self.has_texts:
             return mode or "hybrid", None
         asked = f"{mode} search needs item names or descriptions; " if mode in ("hybrid", "keyword") else ""
