@@ -28,7 +28,7 @@ from fashionlens.train.config import AlignConfig
 from fashionlens.utils import file_hash, read_json
 
 ALIGNMENT_FORMAT = 1  # bump when an entry's files or meaning change
-TRAINING_CODE = ("fashionlens.train.align", "fashionlens.train.losses", "fashionlens.train.config",
+TRAINING_CODE = ("fashionlens.train.align", "fashionlens.train.engine", "fashionlens.train.losses", "fashionlens.train.config",
                  "fashionlens.encoders.nn")
 ENTRY_FILES = ("heads.safetensors", "encoder.json", "metrics.json")
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +11,10 @@ import torch
 from torch import nn
 
 from fashionlens.encoders.nn import ProjectionHead
-from fashionlens.errors import InvalidInputError, TrainingDivergedError
+from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.metrics import target_ranks
 from fashionlens.train.config import AlignConfig
+from fashionlens.train.engine import FitConfig, fit
 from fashionlens.train.losses import info_nce, supcon
 
 
@@ -66,71 +66,67 @@ def train_alignment(
     ys = _labels_to_ints(labels, n)
     neighbours = None
     if cfg.hard_negatives > 1 and ys:
-        from fashionlens.train.negatives import mine_neighbours, neighbour_batches
+        from fashionlens.train.negatives import mine_neighbours
 
         neighbours = mine_neighbours(text_features, ys[0].numpy(), cfg.hard_negatives - 1)
     if cfg.supcon_weight <= 0:
         ys = []
 
-    hi = ProjectionHead(xi.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
-    ht = ProjectionHead(xt.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout)
-    log_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
-    params = [*hi.parameters(), *ht.parameters(), log_scale]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * max(1, int(np.ceil(len(tr) / cfg.batch_size)))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-
-    best: tuple[float, int, dict[str, Any]] = (-1.0, -1, {})
-    history: list[dict[str, float]] = []
-    t0 = time.time()
-    epochs = range(cfg.epochs)
-    if progress:
-        from fashionlens.progress import track
-
-        epochs = track(epochs, "aligning towers")  # type: ignore[assignment]
-    for epoch in epochs:
-        hi.train()
-        ht.train()
-        if neighbours is not None:
-            batches = neighbour_batches(neighbours, tr, cfg.batch_size, cfg.hard_negatives, rng)
-        else:
-            order = tr[rng.permutation(len(tr))]
-            batches = [b for s in range(0, len(order), cfg.batch_size) if len(b := order[s : s + cfg.batch_size]) >= 2]
-        losses = []
-        for b in batches:
-            zi, zt = hi(xi[b]), ht(xt[b])
-            loss = info_nce(zi, zt, log_scale)
-            for y in ys:
-                yb = y[b]
-                loss = loss + cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]), cfg.supcon_temperature)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"non-finite loss at epoch {epoch}; lower lr (now {cfg.lr})")
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        r10 = _val_recall(hi, ht, xi[val], xt[val])
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_recall@10": r10})
-        if r10 > best[0]:
-            best = (r10, epoch, {"i": _clone(hi), "t": _clone(ht), "s": float(log_scale.detach())})
-        elif epoch - best[1] >= cfg.patience:
-            break
-    hi.load_state_dict(best[2]["i"])
-    ht.load_state_dict(best[2]["t"])
-    return AlignResult(hi.eval(), ht.eval(), best[2]["s"], history, best[1], time.time() - t0)
+    heads = _TwoHeads(ProjectionHead(xi.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout),
+                      ProjectionHead(xt.shape[1], cfg.dim, cfg.hidden, cfg.head, cfg.dropout))
+    task = _AlignTask(heads, xi, xt, ys, tr, val, neighbours, rng, cfg)
+    fit_cfg = FitConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine",
+                        clip_grad=5.0, monitor="val_recall@10", patience=cfg.patience, seed=cfg.seed,
+                        device="cpu", description="aligning towers")  # tiny heads: the CPU is fastest
+    res = fit(task, fit_cfg, progress=progress)
+    history = [{k: r[k] for k in ("epoch", "train_loss", "val_recall@10")} for r in res.history]
+    return AlignResult(heads.image.eval(), heads.text.eval(), float(heads.log_scale.detach()), history,
+                       res.best_epoch, res.seconds)
 
 
-def _clone(m: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+class _TwoHeads(nn.Module):
+    def __init__(self, image: ProjectionHead, text: ProjectionHead):
+        super().__init__()
+        self.image, self.text = image, text
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
 
 
-@torch.no_grad()
-def _val_recall(hi: ProjectionHead, ht: ProjectionHead, xi: torch.Tensor, xt: torch.Tensor) -> float:
-    hi.eval()
-    ht.eval()
-    zi = nn.functional.normalize(hi(xi), dim=-1).numpy()
-    zt = nn.functional.normalize(ht(xt), dim=-1).numpy()
-    ranks = target_ranks(zt, zi, np.arange(len(zi)))
-    return float(np.mean(ranks < 10))
+class _AlignTask:
+    """Engine task: paired batches (shuffled, or groups of look-alike names), InfoNCE + one SupCon
+    term per label column, validation text→image Recall@10 on held-out pairs."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, heads: _TwoHeads, xi: torch.Tensor, xt: torch.Tensor, ys: list[torch.Tensor],
+                 tr: np.ndarray, val: np.ndarray, neighbours: Any, rng: np.random.Generator, cfg: AlignConfig):
+        self.module, self.xi, self.xt, self.ys, self.tr, self.val = heads, xi, xt, ys, tr, val
+        self.neighbours, self.rng, self.cfg = neighbours, rng, cfg
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.module.parameters())}]
+
+    def n_batches(self) -> int:
+        return max(1, int(np.ceil(len(self.tr) / self.cfg.batch_size)))
+
+    def batches(self, epoch: int) -> Any:
+        cfg = self.cfg
+        if self.neighbours is not None:
+            from fashionlens.train.negatives import neighbour_batches
+
+            return neighbour_batches(self.neighbours, self.tr, cfg.batch_size, cfg.hard_negatives, self.rng)
+        order = self.tr[self.rng.permutation(len(self.tr))]
+        return [b for s in range(0, len(order), cfg.batch_size) if len(b := order[s : s + cfg.batch_size]) >= 2]
+
+    def loss(self, model: nn.Module, b: np.ndarray) -> torch.Tensor:
+        zi, zt = model.image(self.xi[b]), model.text(self.xt[b])
+        loss = info_nce(zi, zt, model.log_scale)
+        for y in self.ys:
+            yb = y[b]
+            loss = loss + self.cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]),
+                                                          self.cfg.supcon_temperature)
+        return loss
+
+    def validate(self) -> dict[str, float]:
+        zi = nn.functional.normalize(self.module.image(self.xi[self.val]), dim=-1).numpy()
+        zt = nn.functional.normalize(self.module.text(self.xt[self.val]), dim=-1).numpy()
+        return {"val_recall@10": float(np.mean(target_ranks(zt, zi, np.arange(len(zi))) < 10))}
