@@ -311,17 +311,27 @@ class DualEncoder(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Only the weights training changes (heads, temperature, unfrozen blocks, adapters)."""
-        return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
+        return trainable_state(self)
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        own = dict(self.named_parameters())
-        missing = [n for n, p in own.items() if p.requires_grad and n not in state]
-        unknown = [n for n in state if n not in own]
-        if missing or unknown:
-            raise InvalidInputError(f"checkpoint does not fit this model: missing {missing[:3]}, unknown {unknown[:3]}")
-        with torch.no_grad():
-            for n, v in state.items():
-                own[n].copy_(v)
+        load_trainable_state(self, state)
+
+
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that require a gradient, as CPU copies (frozen backbones stay out of checkpoints)."""
+    return {n: p.detach().cpu().clone().contiguous() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy `trainable_state` output back in; a state of another model is refused by name."""
+    own = dict(module.named_parameters())
+    missing = [n for n, p in own.items() if p.requires_grad and n not in state]
+    unknown = [n for n in state if n not in own]
+    if missing or unknown:
+        raise InvalidInputError(f"checkpoint does not fit this model: missing {missing[:3]}, unknown {unknown[:3]}")
+    with torch.no_grad():
+        for n, v in state.items():
+            own[n].copy_(v.to(own[n].device))
 
 
 @torch.no_grad()

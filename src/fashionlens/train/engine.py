@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from fashionlens.config import Config
+from fashionlens.encoders.nn import load_trainable_state, trainable_state
 from fashionlens.errors import InvalidInputError, TrainingDivergedError
 from fashionlens.train.runs import RunDir
 
@@ -93,22 +94,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the weights training changes (frozen backbones stay out of checkpoints)."""
-    return {n: p.detach().cpu().clone().contiguous() for n, p in module.named_parameters() if p.requires_grad}
-
-
-def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    own = dict(module.named_parameters())
-    missing = [n for n, p in own.items() if p.requires_grad and n not in state]
-    unknown = [n for n in state if n not in own]
-    if missing or unknown:
-        raise ValueError(f"checkpoint does not fit this model: missing {missing[:3]}, unknown {unknown[:3]}")
-    with torch.no_grad():
-        for n, v in state.items():
-            own[n].copy_(v.to(own[n].device))
 
 
 def _lr_lambda(cfg: FitConfig, total: int) -> Callable[[int], float]:
