@@ -86,7 +86,7 @@ def main() -> None:
 
     import faiss
 
-    from fashionlens.index.base import make_index, open_index
+    from fashionlens.index.factory import make_index, open_index
 
     faiss.omp_set_num_threads(1)
     k = 10

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from fashionlens.index.ann import HNSWIndex, IVFPQIndex
-from fashionlens.index.base import VectorIndex, backend_of, make_index, open_index
+from fashionlens.index.base import VectorIndex
 from fashionlens.index.exact import ExactIndex
+from fashionlens.index.factory import backend_of, make_index, open_index
 from fashionlens.utils import FolderError
 
 N, DIM = 5000, 32

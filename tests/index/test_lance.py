@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fashionlens.index.base import backend_of, make_index, open_index
 from fashionlens.index.exact import ExactIndex
+from fashionlens.index.factory import backend_of, make_index, open_index
 from fashionlens.index.lance import LanceIndex
 from tests.index.test_ann import N, clustered, recall
 

@@ -15,7 +15,7 @@ from fashionlens.config import Config
 from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_images, embed_texts
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError, NotFoundError
-from fashionlens.index.base import make_index, open_index
+from fashionlens.index.factory import make_index, open_index
 from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts, save_keywords
 from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
 from fashionlens.search.query import Facets
