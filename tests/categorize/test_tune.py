@@ -68,7 +68,7 @@ def test_tuned_backbone_is_an_encoder_with_its_own_fingerprint(tuned, tmp_path):
 
 
 def test_unknown_finetune_option_fails_before_work():
-    with pytest.raises(ValueError, match="unknown fine-tune option"):
+    with pytest.raises(ValueError, match=r"fine-tune options \(tune\): unknown TuneConfig key"):
         CategorizeConfig(method="finetune", tune={"epoch": 3})
 
 

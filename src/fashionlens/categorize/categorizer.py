@@ -39,6 +39,7 @@ from fashionlens.categorize.heads import (
     ZeroShotHead,
     build_captioner,
 )
+from fashionlens.config import Config
 from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
@@ -60,7 +61,7 @@ CATEGORIZER_MARKS = ("categorizer.json", "head.safetensors", "train_log.jsonl", 
 
 
 @dataclass
-class CategorizeConfig:
+class CategorizeConfig(Config):
     """Everything that defines a categoriser; saved with it as JSON."""
 
     label: str = "articleType"
@@ -97,12 +98,7 @@ class CategorizeConfig:
         if self.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig
 
-            TuneConfig.from_dict(self.tune)  # unknown options fail before any work
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CategorizeConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+            TuneConfig.from_dict(self.tune, "fine-tune options (tune)")  # unknown options fail before any work
 
 
 class Categorizer:
@@ -220,7 +216,7 @@ class Categorizer:
             pos = oversample(yi_tr, cfg.oversample_to, cfg.seed) if cfg.balance == "oversample" else np.arange(len(tr))
             self._encoder, self.head_, self.history_ = finetune(
                 self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_), weights,
-                TuneConfig.from_dict(cfg.tune), log, self.progress, checkpoint)
+                TuneConfig.from_dict(cfg.tune, "fine-tune options (tune)"), log, self.progress, checkpoint)
         else:
             tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
             va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
@@ -406,7 +402,9 @@ class Categorizer:
             from fashionlens.encoders.registry import load_run_encoder
 
             encoder = load_run_encoder(root / "backbone")
-        config = CategorizeConfig.from_dict(meta["config"])
+        # keys a newer version dropped are ignored in folders saved before it (they carry no setting now)
+        known = {f.name for f in fields(CategorizeConfig)}
+        config = CategorizeConfig.from_dict({k: v for k, v in meta["config"].items() if k in known})
         for key in ("encoder", "text_encoder"):
             if not isinstance(getattr(config, key), str):
                 raise ValueError(f"{meta_path}: field 'config.{key}' must be an encoder name")

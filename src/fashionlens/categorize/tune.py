@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.categorize.heads import CosineHead
+from fashionlens.config import Config
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
@@ -29,7 +30,7 @@ from fashionlens.utils import read_json, write_json
 
 
 @dataclass
-class TuneConfig:
+class TuneConfig(Config):
     """Partial fine-tuning; `CategorizeConfig.tune` holds these as a dict."""
 
     unfreeze_blocks: int = 2  # of the backbone's block stack (timm `blocks`), counted from the end
@@ -45,14 +46,6 @@ class TuneConfig:
     num_workers: int = -1  # photo-decoding processes; -1: none on CPU, up to 8 beside a GPU
     device: str = "auto"
     seed: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> TuneConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d or {}) - known
-        if unknown:
-            raise InvalidInputError(f"unknown fine-tune option(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**(d or {}))
 
 
 class _Photos:
