@@ -61,7 +61,8 @@ def test_diverged_training_is_one_clear_line(kaggle, tmp_path, monkeypatch):
     r = runner.invoke(app, ["index", str(kaggle), "--limit", "40", "--out", str(tmp_path / "idx"),
                             "--encoder", IMAGE_ONLY, "--text-encoder", TEXT_ONLY, "--label", ""])
     assert r.exit_code == 2, (r.output, r.exception)
-    assert r.stderr.strip().splitlines()[-1].startswith("error: non-finite loss at epoch 0; lower lr")
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: aligning towers: non-finite loss (nan) at epoch 0") and "Lower the learning rate" in last
     assert "Traceback" not in r.output
 
 
