@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from fashionlens.catalog.core import Catalog
-from fashionlens.catalog.images import ImageError, open_image
+from fashionlens.embed.decode import decoded_groups
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
 from fashionlens.progress import track
-from fashionlens.utils import file_hash, text_hash
+from fashionlens.utils import default_cache, file_hash, text_hash
 
-DEFAULT_CACHE = Path(os.environ.get("FASHIONLENS_CACHE", Path.home() / ".cache" / "fashionlens" / "embeddings"))
+DEFAULT_CACHE = default_cache()
 
 
 def embed_images(
@@ -43,20 +43,13 @@ def embed_images(
     keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
 
     def encode(pos: list[int]) -> np.ndarray:
-        imgs, ok = [], []
-        for j in pos:
-            try:
-                imgs.append(open_image(paths[j]))
-                ok.append(j)
-            except ImageError as e:
-                warnings.warn(f"item {ids[j]}: {e} — skipped (zero vector)", stacklevel=3)
         out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
-        if imgs:
-            vec = encoder.encode_images(imgs)
-            where = {j: k for k, j in enumerate(ok)}
-            for r, j in enumerate(pos):
-                if j in where:
-                    out[r] = vec[where[j]]
+        # decoded by a thread pool a group ahead of the encoder (fashionlens.embed.decode)
+        for ok, imgs, errors in decoded_groups([paths[j] for j in pos], encoder.load_image):
+            for r, e in errors.items():
+                warnings.warn(f"item {ids[pos[r]]}: {e} — skipped (zero vector)", stacklevel=3)
+            if imgs:
+                out[ok] = encoder.encode_images(imgs)
         return out
 
     return _run(encoder, "image", keys, encode, cache_dir, chunk_size, progress)
