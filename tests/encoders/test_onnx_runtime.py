@@ -141,3 +141,11 @@ def test_real_lite0_export_matches_torch(cache: Path, myntra_small) -> None:
     paths = myntra_small.images[:6]
     np.testing.assert_allclose(create("efficientnet-lite0").encode_images(paths),
                                create("efficientnet-lite0", runtime="torch").encode_images(paths), atol=1e-5)
+
+
+def test_the_environment_chooses_what_auto_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHIONLENS_RUNTIME", "torch")
+    assert tiny("auto").runtime == "torch" and tiny("onnx").runtime == "onnx"
+    monkeypatch.setenv("FASHIONLENS_RUNTIME", "fast")
+    with pytest.raises(ValueError, match="unknown runtime 'fast'"):
+        tiny("auto")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,8 @@ class EfficientNetLiteEncoder(Encoder):
     `runtime`: "auto" runs inference in ONNX Runtime on a CPU when it is installed (an export cached
     under the embedding cache, vectors equal to torch within 1e-5, so the torch fingerprint and
     caches are shared) and in torch otherwise (with a note); "torch"; "onnx"; "onnx-int8" (static
-    int8 calibrated on the first photos it embeds, its own fingerprint). The torch network stays in
+    int8 calibrated on the first photos it embeds, its own fingerprint); `FASHIONLENS_RUNTIME` sets what
+    "auto" means for a whole process (e.g. `torch`). The torch network stays in
     `.model` for training and feature maps; a change to its weights re-exports on the next batch.
     """
 
@@ -39,6 +41,8 @@ class EfficientNetLiteEncoder(Encoder):
 
         from fashionlens.encoders.torch_utils import resolve_device
 
+        if runtime == "auto":  # the environment may choose for every encoder of the process
+            runtime = os.environ.get("FASHIONLENS_RUNTIME", "auto")
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime '{runtime}' for {name}; choose one of {', '.join(RUNTIMES)}")
         self.name = name
