@@ -74,7 +74,7 @@ def runtimes(cat, calib_paths: list[str], y: np.ndarray, batches: list[int]) -> 
         print(f"| {runtime} | embed_images (decode pool) | {enc.batch_size} | {pips:.1f} | {acc:.3f} | | {load()} |")
         print(f"  ({runtime}: first call incl. export/calibration or load from the cache: {setup:.1f} s)", flush=True)
     enc = create("efficientnet-lite0", runtime="onnx")
-    sub = cat.images[: min(1000, len(cat))]
+    sub = cat.images[: min(500, len(cat))]
     for b in batches:
         enc.batch_size = b
         pips, _ = pipeline(enc, sub)
@@ -90,8 +90,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--myntra", default="../shared/data/myntra")
     ap.add_argument("--n", type=int, default=3000)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[224, 160, 128, 112])
-    ap.add_argument("--memory-n", type=int, nargs="+", default=[1000, 4000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[224, 160, 128, 112])
+    ap.add_argument("--memory-n", type=int, nargs="*", default=[1000, 4000])
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--no-runtimes", action="store_true", help="skip the runtime comparison")
     args = ap.parse_args()
@@ -109,16 +109,18 @@ def main() -> None:
         enc = create("efficientnet-lite0", size=size, runtime="torch")
         ips, x = throughput(enc, cat.images, 16)
         print(f"| {size} | 16 | {ips:.1f} | {probe_accuracy(x, y):.3f} |", flush=True)
-    enc = create("efficientnet-lite0", runtime="torch")
-    sub = cat.images[: min(1000, len(cat))]
-    ips64, _ = throughput(enc, sub, 64)
-    enc.model = enc.model.to(memory_format=torch.contiguous_format)
-    print(f"| {enc.preprocess.size} | 64 | {ips64:.1f} | (same features) |")
+    if args.sizes:
+        enc = create("efficientnet-lite0", runtime="torch")
+        sub = cat.images[: min(1000, len(cat))]
+        ips64, _ = throughput(enc, sub, 64)
+        enc.model = enc.model.to(memory_format=torch.contiguous_format)
+        print(f"| {enc.preprocess.size} | 64 | {ips64:.1f} | (same features) |")
     if not args.no_runtimes:
         runtimes(cat, calib, y, args.batches)
-    print("\nPeak RSS of `embed_images` on n photos (fresh process, cache in a temp dir):\n")
-    print("| n | peak RSS (MB) |")
-    print("|---|---|")
+    if args.memory_n:
+        print("\nPeak RSS of `embed_images` on n photos (fresh process, cache in a temp dir):\n")
+        print("| n | peak RSS (MB) |")
+        print("|---|---|")
     for n in args.memory_n:
         code = (
             "import resource, tempfile; from fashionlens.catalog import load_catalog; "
