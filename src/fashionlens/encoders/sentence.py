@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,8 @@ class SentenceTransformerEncoder(Encoder):
 
 
 class OnnxSentenceEncoder(Encoder):
-    """A sentence-transformers model exported once (in a temporary folder) to ONNX Runtime.
+    """A sentence-transformers model in ONNX Runtime, exported once and cached on disk
+    (`fashionlens.encoders.onnx_runtime`, the same helper as the image tower's).
 
     Same tokenizer, same mean pooling; vectors equal the torch ones within float rounding, so it keeps
     the torch encoder's name and fingerprint (and its embedding caches)."""
@@ -51,8 +51,7 @@ class OnnxSentenceEncoder(Encoder):
     modalities = ("text",)
 
     def __init__(self, base: SentenceTransformerEncoder, threads: int | None = None):
-        import onnxruntime as ort
-        import torch
+        from fashionlens.encoders import onnx_runtime as ox
 
         modules = list(base.model)
         pooling = modules[1] if len(modules) > 1 else None
@@ -61,12 +60,9 @@ class OnnxSentenceEncoder(Encoder):
             raise ValueError("only transformer + mean pooling (+ normalize) pipelines are exported")
         self.base, self.name, self.dim, self.batch_size = base, base.name, base.dim, base.batch_size
         self.tokenizer, self.max_length = modules[0].tokenizer, int(modules[0].max_seq_length or 512)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads or torch.get_num_threads(), 1
-        with tempfile.TemporaryDirectory() as tmp:  # the session keeps the graph in memory
-            path = Path(tmp) / "model.onnx"
-            _export(modules[0].auto_model, self.tokenizer, path)
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        model = modules[0].auto_model
+        key = {"kind": "text-mean-pooled", "name": base.name, "weights": ox.state_digest(model)}
+        self.session = ox.cached_session(base.name, key, lambda path: _export(model, self.tokenizer, path), threads)
 
     def fingerprint(self) -> str:
         return self.base.fingerprint()
@@ -79,9 +75,9 @@ class OnnxSentenceEncoder(Encoder):
 
 def _export(model: Any, tokenizer: Any, path: Path) -> None:
     """Transformer + masked mean pooling as one ONNX graph with dynamic batch and sequence axes."""
-    import warnings
-
     import torch
+
+    from fashionlens.encoders.onnx_runtime import export
 
     class MeanPooled(torch.nn.Module):
         def __init__(self, inner: Any):
@@ -95,12 +91,9 @@ def _export(model: Any, tokenizer: Any, path: Path) -> None:
 
     sample = tokenizer(["a short query", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
     axes = {0: "batch", 1: "tokens"}
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")  # exporter deprecation / tracer notes
-        torch.onnx.export(MeanPooled(model).eval(), (sample["input_ids"], sample["attention_mask"]), str(path),
-                          input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+    export(MeanPooled(model), (sample["input_ids"], sample["attention_mask"]), path,
+           ["input_ids", "attention_mask"], ["embedding"],
+           {"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}})
 
 
 def load_sentence_transformer(name: str, source: str | Path, device: str = "auto") -> SentenceTransformerEncoder:

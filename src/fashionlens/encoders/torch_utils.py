@@ -35,8 +35,12 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _fit(img: Image.Image, pp: Preprocess) -> Image.Image:
+def fit_image(img: Image.Image, pp: Preprocess) -> Image.Image:
+    """`img` at the encoder's input size: letterboxed ("pad") or centre-cropped ("crop").
+    An image already at that size is returned as is (both modes leave it unchanged)."""
     s = pp.size
+    if img.size == (s, s):
+        return img
     if pp.resize == "crop":
         w, h = img.size
         scale = s / min(w, h)
@@ -53,12 +57,15 @@ def _fit(img: Image.Image, pp: Preprocess) -> Image.Image:
     return canvas
 
 
+def pixel_array(images: Sequence[Any], pp: Preprocess) -> np.ndarray:
+    """PIL images or paths -> (n, size, size, 3) uint8, fitted to the encoder's input size."""
+    return np.stack([np.asarray(fit_image(open_image(im) if not isinstance(im, Image.Image) else im.convert("RGB"), pp))
+                     for im in images])
+
+
 def pixel_batch(images: Sequence[Any], pp: Preprocess) -> torch.Tensor:
     """PIL images or paths -> normalised float tensor (n, 3, size, size)."""
-    arr = np.stack(
-        [np.asarray(_fit(open_image(im) if not isinstance(im, Image.Image) else im.convert("RGB"), pp)) for im in images]
-    )
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(pixel_array(images, pp)).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(pp.mean).view(1, 3, 1, 1)
     std = torch.tensor(pp.std).view(1, 3, 1, 1)
     return (x - mean) / std
