@@ -65,3 +65,14 @@ def test_index_without_texts_notes_the_fallback(tmp_path):
     assert res.exit_code == 0, res.output
     assert "note: hybrid search needs item names" in res.stderr
     assert json.loads(res.stdout)["mode"] == "vector"
+
+
+def test_index_command_defaults_to_the_search_default_encoder() -> None:
+    """`fashionlens index` without --encoder builds what the Python default builds (colour-fused)."""
+    import inspect
+
+    from fashionlens.cli.search import index_cmd
+    from fashionlens.search.index import BuildConfig
+
+    default = inspect.signature(inspect.unwrap(index_cmd)).parameters["encoder"].default
+    assert getattr(default, "default", default) == BuildConfig().encoder

@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
 def index_cmd(
     catalog: Path = typer.Argument(..., help="Kaggle-layout folder, CSV/Parquet table, or folder of labelled images."),
     out: Path = typer.Option(..., "--out", help="Index directory to write."),
-    encoder: str = typer.Option("efficientnet-lite0", help="Registry name, run:<dir> or module:factory."),
+    encoder: str = typer.Option("efficientnet-lite0.colour",  # = search.index.DEFAULT_IMAGE_ENCODER
+                                help="Registry name, run:<dir> or module:factory."),
     text_encoder: str = typer.Option("minilm-l6", help="Text tower to align with when ENCODER has none."),
     label: str | None = typer.Option("articleType", help="Catalog column that teaches the alignment what 'similar' means ('' = none)."),
     limit: int | None = typer.Option(None, help="Use only the first N items."),
