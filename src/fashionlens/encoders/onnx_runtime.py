@@ -56,12 +56,33 @@ def weights_version(module: Any) -> tuple[int, int]:
     return id(module), sum(t._version for t in itertools.chain(module.parameters(), module.buffers()))
 
 
+def _torch_version() -> str:
+    """The installed torch's version, read from its metadata: no import (the exporter's version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "none"
+
+
+def default_threads() -> int:
+    """As many threads as torch would use (`torch.set_num_threads` once torch is loaded, else
+    OMP_NUM_THREADS, else one per core), found without importing torch."""
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else os.cpu_count() or 1
+
+
 def cached_model(tag: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
     """The cached file for (`tag`, `key`), made by `build(path)` the first time (atomically)."""
     import onnxruntime as ort
-    import torch
 
-    full = {**key, "torch": torch.__version__, "onnxruntime": ort.__version__, "format": EXPORT_FORMAT}
+    full = {**key, "torch": _torch_version(), "onnxruntime": ort.__version__, "format": EXPORT_FORMAT}
     digest = hashlib.blake2b(json.dumps(full, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
     path = cache_root() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', tag)[:60]}-{digest}.onnx"
     if not path.is_file():
@@ -75,11 +96,9 @@ def session(path: Path, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session on `path`; a cached file that does not load is removed, so the
     caller's next `cached_model` exports it again."""
     import onnxruntime as ort
-    import torch
 
     opts = ort.SessionOptions()
-    # as many threads as torch would use (OMP_NUM_THREADS, torch.set_num_threads); one op at a time
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads or torch.get_num_threads(), 1
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads or default_threads(), 1  # one op at a time
     # no busy-waiting between ops: the decode threads need those cycles on a 2-core machine
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
@@ -182,19 +201,21 @@ def _pixel_graph(model: Any, pp: Preprocess) -> Any:
     return Pixels().eval()
 
 
-def image_session(name: str, model: Any, pp: Preprocess, int8: bool = False,
+def image_session(name: str, weights: str, model: Callable[[], Any], pp: Preprocess, int8: bool = False,
                   calibration: Callable[[], np.ndarray] | None = None, threads: int | None = None) -> Any:
-    """A session computing `model`'s features from uint8 pixel batches (see `pixel_array`).
+    """A session computing the features of the network `model()` returns (called only to export)
+    from uint8 pixel batches (see `pixel_array`); `weights` names its weights in the cache key
+    (`state_digest`, or a digest of the weights file).
 
     `int8`: static int8 quantization (QDQ, per-channel weights), calibrated on the uint8 batch
     `calibration()` returns, called only when no int8 export is cached yet."""
-    key = {"kind": "image", "name": name, "weights": state_digest(model), "preprocess": pp.to_dict()}
+    key = {"kind": "image", "name": name, "weights": weights, "preprocess": pp.to_dict()}
 
     def build_fp32(path: Path) -> None:
         sample = np.full((2, pp.size, pp.size, 3), pp.fill, dtype=np.uint8)
         import torch
 
-        export(_pixel_graph(model, pp), (torch.from_numpy(sample),), path, ["pixels"], ["features"],
+        export(_pixel_graph(model(), pp), (torch.from_numpy(sample),), path, ["pixels"], ["features"],
                {"pixels": {0: "batch"}, "features": {0: "batch"}})
 
     if not int8:

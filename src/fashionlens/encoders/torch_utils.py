@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from fashionlens.catalog.images import open_image
 from fashionlens.encoders.base import Preprocess
+from fashionlens.encoders.pixels import fit_image, pixel_array
+
+__all__ = ["autocast_dtype", "fit_image", "pixel_array", "pixel_batch", "resolve_device"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -33,34 +33,6 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if precision == "bf16":
         return torch.bfloat16
     return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
-
-
-def fit_image(img: Image.Image, pp: Preprocess) -> Image.Image:
-    """`img` at the encoder's input size: letterboxed ("pad") or centre-cropped ("crop").
-    An image already at that size is returned as is (both modes leave it unchanged)."""
-    s = pp.size
-    if img.size == (s, s):
-        return img
-    if pp.resize == "crop":
-        w, h = img.size
-        scale = s / min(w, h)
-        img = img.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.BICUBIC)
-        w, h = img.size
-        left, top = (w - s) // 2, (h - s) // 2
-        return img.crop((left, top, left + s, top + s))
-    # letterbox: the whole garment stays in view, padded with the catalog's white background
-    w, h = img.size
-    scale = s / max(w, h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    canvas = Image.new("RGB", (s, s), (pp.fill,) * 3)
-    canvas.paste(img.resize((nw, nh), Image.BICUBIC), ((s - nw) // 2, (s - nh) // 2))
-    return canvas
-
-
-def pixel_array(images: Sequence[Any], pp: Preprocess) -> np.ndarray:
-    """PIL images or paths -> (n, size, size, 3) uint8, fitted to the encoder's input size."""
-    return np.stack([np.asarray(fit_image(open_image(im) if not isinstance(im, Image.Image) else im.convert("RGB"), pp))
-                     for im in images])
 
 
 def pixel_batch(images: Sequence[Any], pp: Preprocess) -> torch.Tensor:
