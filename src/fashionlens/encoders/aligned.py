@@ -11,7 +11,7 @@ import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard
 from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
-from fashionlens.utils import read_json, write_json
+from fashionlens.manifest import read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,11 @@ class AlignedEncoder(Encoder):
         tensors |= {f"text.{k}": v.contiguous() for k, v in self.text_head.state_dict().items()}
         save_file(tensors, str(root / "heads.safetensors.tmp"))
         (root / "heads.safetensors.tmp").replace(root / "heads.safetensors")
-        write_json(root / "encoder.json", {
-            "kind": "aligned", "name": self.name, "image_encoder": record_ref(self.image_base.name, root),
+        write_manifest(root, "aligned", self.config, **{
+            "name": self.name, "image_encoder": record_ref(self.image_base.name, root),
             "text_encoder": record_ref(self.text_base.name, root), "image_in": self.image_head.skip.in_features,
             "text_in": self.text_head.skip.in_features, "image_fingerprint": self.image_base.fingerprint(),
-            "text_fingerprint": self.text_base.fingerprint(), **self.config,
+            "text_fingerprint": self.text_base.fingerprint(),
         })
 
 
@@ -150,14 +150,14 @@ def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encod
     from fashionlens.encoders.nn import ProjectionHead
 
     cfg_path = Path(root) / "encoder.json"
-    cfg = read_json(cfg_path)
+    cfg = read_manifest(root, "aligned")
+    config = {k: cfg["config"][k] for k in ("dim", "hidden", "head", "dropout") if k in cfg["config"]}
     tensors = load_file(str(root / "heads.safetensors"))
     heads = []
     for prefix, in_key in (("image", "image_in"), ("text", "text_in")):
-        head = ProjectionHead(cfg[in_key], cfg["dim"], cfg["hidden"], cfg["head"], cfg.get("dropout", 0.1))
+        head = ProjectionHead(cfg[in_key], config["dim"], config["hidden"], config["head"], config.get("dropout", 0.1))
         head.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
         heads.append(head)
-    config = {k: cfg[k] for k in ("dim", "hidden", "head", "dropout") if k in cfg}
     towers = []
     for modality, base in (("image", image_base), ("text", text_base)):
         field = f"{modality}_encoder"
