@@ -47,7 +47,7 @@ KINDS: dict[str, Kind] = {
 _RESERVED = ("kind", "format_version", "config")
 
 
-def write_manifest(folder: str | Path, kind: str, config: dict[str, Any] | None = None, **fields: Any) -> Path:
+def write_manifest(folder: str | Path, kind: str, config: dict[str, Any] | None = None, /, **fields: Any) -> Path:
     """Write `folder`'s manifest of `kind` (atomically) with its config and any other fields."""
     spec = KINDS[kind]
     clash = sorted(set(fields) & set(_RESERVED))
