@@ -87,6 +87,15 @@ def test_the_previous_layouts_read_as_the_current_shape(kind, tmp_path):
     assert identify(tmp_path) == kind
 
 
+def test_a_config_json_of_something_else_is_not_taken_for_a_sales_run(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))  # a Hugging Face model
+    assert identify(tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="is not a fashionlens index"):
+        read_manifest(tmp_path, "index")
+    with pytest.raises(FolderError, match="'kind' is None"):
+        read_manifest(tmp_path, "sales")
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_newer_format_version_is_refused_naming_the_file(kind, tmp_path):
     path = tmp_path / KINDS[kind].file

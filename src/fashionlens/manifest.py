@@ -30,6 +30,7 @@ class Kind:
     hint: str = ""  # how to make one (ends a "not found" message)
     version: int = 2  # the format_version this code writes and the newest it reads
     flat: tuple[str, ...] = ()  # config keys format_version 1 kept at the top level
+    by_name: bool = True  # a format_version 1 file without a "kind" field is this kind by its file name
 
 
 KINDS: dict[str, Kind] = {
@@ -42,7 +43,8 @@ KINDS: dict[str, Kind] = {
     "perceptual": Kind("encoder.json", "a perceptual model run", "train one with `fashionlens perceptual train`",
                        flat=("mode", "hidden", "dropout", "triplets_source", "best_val_2afc")),
     "checkpoint": Kind("state.json", "a training checkpoint"),
-    "sales": Kind("config.json", "a sales model run", "make one with `fashionlens sales fit`"),
+    # config.json is a common name (Hugging Face models): only a file that says kind "sales" is one
+    "sales": Kind("config.json", "a sales model run", "make one with `fashionlens sales fit`", by_name=False),
 }
 _RESERVED = ("kind", "format_version", "config")
 
@@ -134,7 +136,7 @@ def _upgrade_v1(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
         raise FolderError(f"{path}: unsupported format {meta['format']!r} (this fashionlens reads format 1)")
     kind = meta.get("kind")
     if not isinstance(kind, str):  # only encoder.json named its kind; the others are told by file name
-        owners = [k for k, spec in KINDS.items() if spec.file == path.name]
+        owners = [k for k, spec in KINDS.items() if spec.file == path.name and spec.by_name]
         kind = owners[0] if len(owners) == 1 else kind
     if not isinstance(kind, str):
         raise FolderError(f"{path}: field 'kind' is {kind!r}, not a kind name")
