@@ -27,3 +27,13 @@ def test_nested_configs_rebuild_from_dicts_and_yaml_round_trips(tmp_path):
 def test_missing_yaml_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         AlignConfig.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_the_remaining_configs_share_the_one_policy():
+    from fashionlens.explore.report import ExploreConfig
+    from fashionlens.perceptual.train import PerceptualConfig
+
+    assert PerceptualConfig.from_dict({"lr": 0.01, "encoders": ["a", "b"]}) == PerceptualConfig(lr=0.01, encoders=["a", "b"])
+    for cls, typo in ((PerceptualConfig, "learning_rate"), (ExploreConfig, "k")):
+        with pytest.raises(ValueError, match=rf"unknown {cls.__name__} key\(s\) {typo} \(known: "):
+            cls.from_dict({typo: 1})
