@@ -76,6 +76,7 @@ PREVIOUS = {  # kind: (the file as the previous code wrote it, the config and fi
     "perceptual": ({"kind": "perceptual", "name": "p", "base": "b", "mode": "mlp", "hidden": 8, "head": False,
                     "in_dim": 4}, {"mode": "mlp", "hidden": 8}, {"name": "p", "base": "b", "head": False, "in_dim": 4}),
     "checkpoint": ({"epoch": 3, "step": 9}, {}, {"epoch": 3, "step": 9}),
+    "reranker": ({"config": {"k": 20}, "dim": 8}, {"k": 20}, {"dim": 8}),
 }
 
 
@@ -208,3 +209,16 @@ def test_checkpoints_record_the_engine_config_and_old_ones_resume(tmp_path):
     res = fit(Regression(), cfg, RunDir(tmp_path / "b"), resume=True)
     assert [h["epoch"] for h in res.history] == [0, 1, 2, 3]
     assert [h["score"] for h in res.history] == pytest.approx([h["score"] for h in unbroken.history])
+
+
+def test_a_reranker_saved_by_the_previous_code_still_loads(tmp_path):
+    from fashionlens.train.reranker import CrossModalReranker, RerankerConfig
+
+    rng = np.random.default_rng(0)
+    q, g = (rng.normal(size=(60, 8)).astype(np.float32) for _ in range(2))
+    rr = CrossModalReranker(RerankerConfig(k=5, epochs=1, width=16, layers=1)).fit(q, g)
+    rr.save(tmp_path / "rr")
+    meta = read_manifest(tmp_path / "rr", "reranker")
+    assert meta["config"]["k"] == 5 and meta["format_version"] == 2
+    as_previous_layout(tmp_path / "rr" / "reranker.json", {"config": meta["config"], "dim": meta["dim"]})
+    np.testing.assert_array_equal(CrossModalReranker.load(tmp_path / "rr").rerank(q, g), rr.rerank(q, g))

@@ -1,7 +1,7 @@
 """The one run manifest every saved artefact carries: `{"kind", "format_version", "config", ...}`.
 
 `write_manifest` writes it and `read_manifest` reads it, for every kind of folder fashionlens saves
-(index, categorizer, encoder runs, engine checkpoints, sales runs). Each kind keeps its manifest in
+(index, categorizer, encoder runs, engine checkpoints, re-rankers, sales runs). Each kind keeps its manifest in
 its own file name (index.json, categorizer.json, encoder.json, ...) so folders saved before this
 module existed keep their layout; those (format_version 1, the layouts of earlier code) are read
 as the current shape. A folder of another kind, or one written by a newer fashionlens, is refused
@@ -43,6 +43,7 @@ KINDS: dict[str, Kind] = {
     "perceptual": Kind("encoder.json", "a perceptual model run", "train one with `fashionlens perceptual train`",
                        flat=("mode", "hidden", "dropout", "triplets_source", "best_val_2afc")),
     "checkpoint": Kind("state.json", "a training checkpoint"),
+    "reranker": Kind("reranker.json", "a cross-modal re-ranker"),
     # config.json is a common name (Hugging Face models): only a file that says kind "sales" is one
     "sales": Kind("config.json", "a sales model run", "make one with `fashionlens sales fit`", by_name=False),
 }
