@@ -222,3 +222,29 @@ def test_a_reranker_saved_by_the_previous_code_still_loads(tmp_path):
     assert meta["config"]["k"] == 5 and meta["format_version"] == 2
     as_previous_layout(tmp_path / "rr" / "reranker.json", {"config": meta["config"], "dim": meta["dim"]})
     np.testing.assert_array_equal(CrossModalReranker.load(tmp_path / "rr").rerank(q, g), rr.rerank(q, g))
+
+
+def test_a_save_never_replaces_a_folder_of_another_kind(folders, tmp_path):
+    from typer.testing import CliRunner
+
+    from fashionlens.cli.main import app
+    from fashionlens.sales.run import SalesFitConfig, fit_sales
+    from tests.sales.test_data import write_visuelle
+
+    cat, idx, clf, idx_dir, cat_dir = folders
+    hits = idx.search("red shirt", k=4)
+    with pytest.raises(FolderError, match=f"{idx_dir} is a fashionlens index .*saving a saved categorizer there"):
+        clf.save(idx_dir)
+    with pytest.raises(FolderError, match=f"{cat_dir} is a saved categorizer .*saving a fashionlens index"):
+        build_index(cat, cat_dir, BuildConfig(encoder="toy-colour", cache_dir=None), progress=False)
+    r = CliRunner().invoke(app, ["categorize", "train", str(tmp_path / "shop"), "--label", "articleType", "--method", "zeroshot",
+                                 "--encoder", "toy-colour", "--out", str(idx_dir)])
+    assert r.exit_code == 2 and f"{idx_dir} is a fashionlens index" in r.output, r.output
+    sales = SalesFitConfig(catalog=str(write_visuelle(tmp_path / "vis")), target="total", features="color")
+    with pytest.raises(FolderError, match=f"{idx_dir} is a fashionlens index .*a sales model run"):
+        fit_sales(sales, idx_dir)
+    assert SearchIndex(idx_dir).search("red shirt", k=4) == hits  # untouched, and still whole
+    np.testing.assert_allclose(Categorizer.load(cat_dir).predict_proba(cat.images), clf.predict_proba(cat.images))
+    clf.save(cat_dir)  # the same kind is replaced as before
+    fit_sales(sales, tmp_path / "sales")
+    fit_sales(sales, tmp_path / "sales")  # and a sales run folder is written again

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fashionlens.utils import FolderError, check_dir, write_json
+from fashionlens.utils import FolderError, check_dir, check_replaceable, write_json
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,18 @@ def read_manifest(folder: str | Path, kinds: str | tuple[str, ...]) -> dict[str,
         raise FolderError(f"{path}: format_version {version} is newer than this fashionlens reads ({current}); "
                           f"upgrade fashionlens to open {folder}")
     return meta
+
+
+def check_overwrite(folder: str | Path, kind: str, marks: tuple[str, ...] | None = ()) -> None:
+    """FolderError unless a save of `kind` may go to `folder`: not another kind of ours (a
+    categorizer saved over an index), and, for a save that replaces the folder whole (`marks` not
+    None), absent, empty or one of ours (`utils.check_replaceable`)."""
+    if marks is not None:
+        check_replaceable(folder, marks)
+    other = identify(folder) if Path(folder).is_dir() else None
+    if other not in (None, kind):
+        raise FolderError(f"{folder} is {KINDS[other].what} ({KINDS[other].file}): saving {KINDS[kind].what} "
+                          "there would replace it, so choose another folder")
 
 
 def identify(folder: str | Path) -> str | None:

@@ -44,7 +44,7 @@ from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
-from fashionlens.manifest import read_manifest, write_manifest
+from fashionlens.manifest import check_overwrite, read_manifest, write_manifest
 from fashionlens.utils import (
     atomic_dir,
     atomic_write,
@@ -348,6 +348,7 @@ class Categorizer:
         """config JSON + head weights (safetensors) + fit ids + per-epoch log in a folder, written aside
         and swapped in whole (`atomic_dir`): a crash leaves the old model or the new one, never a mix."""
         self._check_fitted()
+        check_overwrite(path, "categorizer", CATEGORIZER_MARKS)
         with atomic_dir(path, marks=CATEGORIZER_MARKS) as tmp:
             self._write(tmp)
         return Path(path)

@@ -93,13 +93,15 @@ def fit_sales(cfg: SalesFitConfig, out: str | Path | None = None, progress: bool
     Returns `evaluate`'s result plus the target, task and split sizes."""
     import pandas as pd
 
-    from fashionlens.manifest import write_manifest
+    from fashionlens.manifest import check_overwrite, write_manifest
     from fashionlens.sales.forecast import evaluate
     from fashionlens.utils import atomic_write, write_json
 
+    out = Path(out) if out is not None else None
+    if out is not None:
+        check_overwrite(out, "sales", marks=None)  # before any work: its files would land among another folder's
     cat, kind, tgt, train, test = load_split(cfg)
     spec = FeatureSpec.parse(cfg.features)
-    out = Path(out) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     res = evaluate(cat, tgt, spec, cfg.model, train, test, encoder=_encoder(cfg, [spec]), cache_dir=_cache(cfg),

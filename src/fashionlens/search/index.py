@@ -17,7 +17,7 @@ from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.index.factory import make_index, open_index
 from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts, save_keywords
-from fashionlens.manifest import own_fields, read_manifest, write_manifest
+from fashionlens.manifest import check_overwrite, own_fields, read_manifest, write_manifest
 from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
 from fashionlens.search.query import Facets
 from fashionlens.train.config import AlignConfig
@@ -62,6 +62,7 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     out = Path(out)
     base = create(cfg.encoder)
     info: dict[str, Any] = {"built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    check_overwrite(out, "index", INDEX_MARKS)
     with atomic_dir(out, marks=INDEX_MARKS) as tmp:
         if {"image", "text"} <= set(base.modalities):
             encoder, encoder_ref = base, record_ref(cfg.encoder, out)
