@@ -248,3 +248,31 @@ def test_a_save_never_replaces_a_folder_of_another_kind(folders, tmp_path):
     clf.save(cat_dir)  # the same kind is replaced as before
     fit_sales(sales, tmp_path / "sales")
     fit_sales(sales, tmp_path / "sales")  # and a sales run folder is written again
+
+
+def test_tuned_and_finetuned_runs_saved_by_the_previous_code_still_load(tmp_path, tiny_towers):
+    from fashionlens.encoders.finetuned import FinetunedEncoder
+    from fashionlens.encoders.nn import build_dual_encoder
+    from fashionlens.encoders.tuned import TunedImageEncoder
+    from tests.encoders.test_nn import TinyBert, TinyViT, fast_cfg
+
+    torch.manual_seed(0)
+    tuned = TunedImageEncoder(TinyViT(), 1)
+    with torch.no_grad():
+        for name, p in tuned.tower.model.named_parameters():
+            if name in tuned.trainable:
+                p.add_(0.1 * torch.randn_like(p))  # away from the base: loading the weights must matter
+    tuned.save(tmp_path / "tuned")
+    cfg = fast_cfg(image_strategy="partial").to_dict()
+    finetuned = FinetunedEncoder(build_dual_encoder(cfg, TinyViT(), TinyBert()), cfg)
+    finetuned.save(tmp_path / "finetuned")
+    photos = [Image.new("RGB", (40, 40), (c, 60, 200 - c)) for c in (30, 180)]
+    want = tuned.encode_images(photos), finetuned.encode_images(photos)
+    for root in (tmp_path / "tuned", tmp_path / "finetuned"):
+        meta = read_manifest(root, root.name)
+        old = {"kind": meta["kind"], **rest(meta)}
+        old |= {"config": meta["config"]} if root.name == "finetuned" else meta["config"]  # tuned kept them flat
+        as_previous_layout(root / "encoder.json", old)
+        assert read_manifest(root, root.name)["format_version"] == 1
+    np.testing.assert_allclose(load_run_encoder(tmp_path / "tuned").encode_images(photos), want[0], atol=1e-5)
+    np.testing.assert_allclose(load_run_encoder(tmp_path / "finetuned").encode_images(photos), want[1], atol=1e-5)
