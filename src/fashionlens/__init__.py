@@ -27,6 +27,8 @@ _EXPORTS = {
     "train_perceptual": "fashionlens.perceptual.run",
     "load_triplets": "fashionlens.perceptual.data",
     "compare_sales": "fashionlens.sales.forecast",
+    "SalesFitConfig": "fashionlens.sales.run",
+    "fit_sales": "fashionlens.sales.run",
 }
 _ALIASES = {"compare_sales": "compare"}
 

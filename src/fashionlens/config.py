@@ -7,6 +7,7 @@ A config field that is itself a Config (e.g. `BuildConfig.align`) is rebuilt fro
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,8 @@ class Config:
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any] | None, source: str = "config") -> C:
-        """Build from a mapping; an unknown key is an error naming it, the source and the known keys."""
+        """Build from a mapping; an unknown key, or a value of the wrong type, is an error naming it,
+        the source and the known keys (or the type it should be)."""
         data = dict(data or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -37,6 +39,8 @@ class Config:
             sub = hints.get(name)
             if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, Config):
                 data[name] = sub.from_dict(value, f"{source}: {name}")
+            elif sub is not None:
+                data[name] = _typed(value, sub, f"{source}: {cls.__name__} key '{name}'")
         return cls(**data)
 
     @classmethod
@@ -60,3 +64,40 @@ class Config:
         with atomic_write(path) as tmp:
             Path(tmp).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
         return Path(path)
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against a field's type hint: scalars, X | None, list / tuple / dict (a JSON or
+    YAML list becomes the tuple a field asks for; an int is a float). Other hints pass unchecked."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            try:
+                return _typed(value, option, where)
+            except InvalidInputError:
+                continue
+        raise InvalidInputError(f"{where} is {value!r}, not {_name(hint)}")
+    kind = origin or hint
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in _SCALARS:
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        raise InvalidInputError(f"{where} is {value!r}, not {_name(hint)}")
+    if kind in (list, tuple) and isinstance(value, (list, tuple)):
+        item = args[0] if args and (kind is list or (len(args) == 2 and args[1] is Ellipsis)) else None
+        items = [value[i] if item is None else _typed(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return kind(items)
+    if kind in (list, tuple, dict) and not isinstance(value, kind):
+        raise InvalidInputError(f"{where} is {value!r}, not {_name(hint)}")
+    return value
+
+
+def _name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")

@@ -185,7 +185,7 @@ def test_config_yaml_errors_and_cli_mines_proxy_triplets(tiny_kaggle, tmp_path):
     from fashionlens.perceptual.train import PerceptualConfig
 
     (tmp_path / "c.yaml").write_text("triplets: t.csv\nlearning_rate: 0.1\n")
-    with pytest.raises(ValueError, match="unknown config key.*learning_rate"):
+    with pytest.raises(ValueError, match=r"c\.yaml: unknown PerceptualConfig key.*learning_rate.*known: .*\blr\b"):
         PerceptualConfig.from_yaml(str(tmp_path / "c.yaml"))
     runner = CliRunner()
     res = runner.invoke(app, ["train", str(tmp_path / "c.yaml")])

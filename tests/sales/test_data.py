@@ -168,7 +168,8 @@ def test_cli_fit_and_compare(tmp_path):
     by = {row["name"]: row for row in rows}
     assert by["rf (color,category)"]["wape"] < by["mean"]["wape"]  # colour drives sales in the fixture
     assert {"metrics.json", "predictions.csv", "config.json", "optuna.db"} <= {p.name for p in out.iterdir()}
-    assert json.loads((out / "config.json").read_text())["hpo_trials"] == 2
+    manifest = json.loads((out / "config.json").read_text())
+    assert manifest["kind"] == "sales" and manifest["config"]["hpo"] == 2 and manifest["config"]["model"] == "rf"
     r = runner.invoke(app, ["compare", str(data), "--target", "total", "--a", "color,image", "--b", "category",
                             "--cache-dir", str(tmp_path / "cache"), "--json", "--n-boot", "500"])
     assert r.exit_code == 0, r.output

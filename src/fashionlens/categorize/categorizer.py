@@ -44,18 +44,16 @@ from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
+from fashionlens.manifest import check_overwrite, read_manifest, write_manifest
 from fashionlens.utils import (
     atomic_dir,
     atomic_write,
-    check_dir,
     read_json,
-    require_file,
     write_json,
 )
 
 METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
-FORMAT = "fashionlens.categorizer/1"
 # a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
 CATEGORIZER_MARKS = ("categorizer.json", "head.safetensors", "train_log.jsonl", "checkpoint", "report")
 
@@ -350,6 +348,7 @@ class Categorizer:
         """config JSON + head weights (safetensors) + fit ids + per-epoch log in a folder, written aside
         and swapped in whole (`atomic_dir`): a crash leaves the old model or the new one, never a mix."""
         self._check_fitted()
+        check_overwrite(path, "categorizer", CATEGORIZER_MARKS)
         with atomic_dir(path, marks=CATEGORIZER_MARKS) as tmp:
             self._write(tmp)
         return Path(path)
@@ -367,9 +366,7 @@ class Categorizer:
         config = asdict(self.config)
         for key in ("encoder", "text_encoder"):  # paths relative to this folder: it loads from any cwd
             config[key] = _record(config[key], root, self.config.method)
-        write_json(root / "categorizer.json", {
-            "format": FORMAT,
-            "config": config,
+        write_manifest(root, "categorizer", config, **{
             "encoder": config["encoder"],
             "encoder_fingerprint": None if self.config.method == "caption" else self.encoder.fingerprint(),
             "classes": [str(c) for c in self.classes_],
@@ -380,11 +377,11 @@ class Categorizer:
         })
 
     @staticmethod
-    def check(path: str | Path) -> Path:
-        """The folder's categorizer.json once the folder matches its manifest (an interrupted save is
-        finished first); FolderError naming a damaged file, FileNotFoundError for no model."""
-        return require_file(check_dir(path), "categorizer.json", "a saved categorizer",
-                            "; train one with `fashionlens categorize train`")
+    def check(path: str | Path) -> dict[str, Any]:
+        """The folder's run manifest (categorizer.json) once the folder matches its file listing (an
+        interrupted save is finished first); FolderError naming a damaged file or saying what else
+        the folder is, FileNotFoundError for no model."""
+        return read_manifest(path, "categorizer")
 
     @classmethod
     def load(cls, path: str | Path, *, encoder: Encoder | None = None, captioner: Captioner | None = None,
@@ -394,10 +391,8 @@ class Categorizer:
         from safetensors.numpy import load_file
 
         root = Path(path)
-        meta_path = cls.check(root)
-        meta = read_json(meta_path)
-        if meta.get("format") != FORMAT:
-            raise InvalidInputError(f"{meta_path}: unsupported format {meta.get('format')!r} (expected {FORMAT})")
+        meta = cls.check(root)
+        meta_path = root / "categorizer.json"
         if encoder is None and meta["config"].get("method") == "finetune":
             from fashionlens.encoders.registry import load_run_encoder
 

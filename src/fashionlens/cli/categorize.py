@@ -66,9 +66,9 @@ def train(
     from fashionlens.categorize.categorizer import CATEGORIZER_MARKS, CategorizeConfig, Categorizer
     from fashionlens.categorize.data import clean_labels, stratified_split
     from fashionlens.embed import DEFAULT_CACHE
-    from fashionlens.utils import check_replaceable
+    from fashionlens.manifest import check_overwrite
 
-    check_replaceable(out, CATEGORIZER_MARKS)  # before training, not after
+    check_overwrite(out, "categorizer", CATEGORIZER_MARKS)  # before training, not after
     prompts = _read_prompts(class_prompts) if class_prompts else {}
     cat = _load(catalog, limit, seed, check_images)
     cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,

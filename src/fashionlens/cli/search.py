@@ -40,12 +40,13 @@ def index_cmd(
     """Import, validate, embed, align and index a catalog."""
     from fashionlens.catalog import load_catalog
     from fashionlens.encoders.registry import check_name
+    from fashionlens.manifest import check_overwrite
     from fashionlens.search.index import INDEX_MARKS, BuildConfig, build_index
-    from fashionlens.utils import check_replaceable, read_json
+    from fashionlens.utils import read_json
 
     check_name(encoder)
     check_name(text_encoder)
-    check_replaceable(out, INDEX_MARKS)  # before importing and embedding, not after
+    check_overwrite(out, "index", INDEX_MARKS)  # before importing and embedding, not after
     if engine not in ("local", "ray"):
         raise InvalidInputError(f"unknown --engine '{engine}': use local or ray")
     if address and engine != "ray":

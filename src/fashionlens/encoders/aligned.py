@@ -12,7 +12,7 @@ import numpy as np
 from fashionlens.encoders.base import Encoder, ModelCard
 from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
 from fashionlens.errors import InvalidInputError
-from fashionlens.utils import read_json, write_json
+from fashionlens.manifest import read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,11 @@ class AlignedEncoder(Encoder):
         tensors |= {f"text.{k}": v.contiguous() for k, v in self.text_head.state_dict().items()}
         save_file(tensors, str(root / "heads.safetensors.tmp"))
         (root / "heads.safetensors.tmp").replace(root / "heads.safetensors")
-        write_json(root / "encoder.json", {
-            "kind": "aligned", "name": self.name, "image_encoder": record_ref(self.image_base.name, root),
+        write_manifest(root, "aligned", self.config, **{
+            "name": self.name, "image_encoder": record_ref(self.image_base.name, root),
             "text_encoder": record_ref(self.text_base.name, root), "image_in": self.image_head.skip.in_features,
             "text_in": self.text_head.skip.in_features, "image_fingerprint": self.image_base.fingerprint(),
             "text_fingerprint": self.text_base.fingerprint(), "heads_digest": heads_digest(self.image_head, self.text_head),
-            **self.config,
         })
 
 
@@ -246,8 +245,8 @@ class LazyTower(Encoder):
 @register_run_loader("aligned")
 def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encoder | None = None) -> AlignedEncoder:
     cfg_path = Path(root) / "encoder.json"
-    cfg = read_json(cfg_path)
-    config = {k: cfg[k] for k in ("dim", "hidden", "head", "dropout") if k in cfg}
+    cfg = read_manifest(root, "aligned")
+    config = {k: cfg["config"][k] for k in ("dim", "hidden", "head", "dropout") if k in cfg["config"]}
     inputs = (int(cfg["image_in"]), int(cfg["text_in"]))
     heads_file = Path(root) / "heads.safetensors"
     digest = cfg.get("heads_digest")  # runs saved before it was recorded load their heads now
@@ -255,7 +254,7 @@ def load_aligned(root: Path, image_base: Encoder | None = None, text_base: Encod
         _check_heads_file(heads_file)
         heads: tuple[Any, Any] = (None, None)
     else:
-        heads = _load_heads(heads_file, {**cfg, **config}, inputs)
+        heads = _load_heads(heads_file, config, inputs)
     towers = []
     for modality, base in (("image", image_base), ("text", text_base)):
         field = f"{modality}_encoder"

@@ -10,7 +10,8 @@ import numpy as np
 
 from fashionlens.encoders.base import Encoder, ModelCard, l2_normalize
 from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
-from fashionlens.utils import atomic_write, read_json, write_json
+from fashionlens.manifest import read_manifest, write_manifest
+from fashionlens.utils import atomic_write
 
 
 class FinetunedEncoder(Encoder):
@@ -88,10 +89,8 @@ def save_finetuned(root: str | Path, model: Any, config: dict[str, Any], best_ep
     root.mkdir(parents=True, exist_ok=True)
     with atomic_write(root / "weights.safetensors") as tmp:
         save_file(model.trainable_state(), str(tmp))
-    write_json(root / "encoder.json", {
-        "kind": "finetuned", "image_encoder": record_ref(model.image_tower.encoder.name, root),
-        "text_encoder": record_ref(model.text_tower.encoder.name, root), "best_epoch": best_epoch, "config": config,
-    })
+    write_manifest(root, "finetuned", config, image_encoder=record_ref(model.image_tower.encoder.name, root),
+                   text_encoder=record_ref(model.text_tower.encoder.name, root), best_epoch=best_epoch)
 
 
 @register_run_loader("finetuned")
@@ -103,7 +102,7 @@ def load_finetuned(root: Path, image_base: Encoder | None = None, text_base: Enc
 
     root = Path(root)
     meta_path = root / "encoder.json"
-    meta = read_json(meta_path)
+    meta = read_manifest(root, "finetuned")
     weights = root / "weights.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{root}: weights.safetensors is missing (the run never finished an epoch?)")

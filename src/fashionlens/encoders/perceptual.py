@@ -16,7 +16,7 @@ from fashionlens.encoders.registry import (
     register_run_loader,
     resolve_ref,
 )
-from fashionlens.utils import read_json, write_json
+from fashionlens.manifest import read_manifest, write_manifest
 
 HEAD_FILE = "head.safetensors"
 BACKBONE_FILE = "backbone.safetensors"
@@ -140,8 +140,10 @@ class PerceptualEncoder(Encoder):
             _save(save_file, {k: v.contiguous() for k, v in merged.state_dict().items()}, root / BACKBONE_FILE)
         base = self.config.get("base", [])
         base = record_ref(base, root) if isinstance(base, str) else [record_ref(b, root) for b in base]
-        write_json(root / "encoder.json", {"kind": "perceptual", "name": self.name, **self.config, "base": base,
-                                           "head": self.head is not None, "in_dim": self.dim})
+        refs = {k: self.config[k] for k in ("base_kwargs",) if k in self.config}  # how the base is built
+        config = {k: v for k, v in self.config.items() if k not in ("base", "base_kwargs")}
+        write_manifest(root, "perceptual", config, name=self.name, base=base, **refs, head=self.head is not None,
+                       in_dim=self.dim)
         self._hash = ""
 
 
@@ -174,18 +176,18 @@ def load_perceptual(root: Path) -> PerceptualEncoder:
 
     root = Path(root)
     cfg_path = root / "encoder.json"
-    cfg = read_json(cfg_path)
+    cfg = read_manifest(root, "perceptual")
     names = cfg["base"] if isinstance(cfg["base"], list) else [cfg["base"]]
     bases = [create_from_config(n, cfg.get("base_kwargs"), source=cfg_path, field="base") for n in names]
-    if cfg.get("mode") == "lora":
+    if cfg["config"].get("mode") == "lora":
         bases[0].model.load_state_dict(load_file(str(root / BACKBONE_FILE)))
         bases[0].model.eval()
     head = None
     if cfg.get("head"):
-        head = PerceptualHead(int(cfg["in_dim"]), int(cfg["hidden"]), float(cfg.get("dropout", 0.0)))
+        head = PerceptualHead(int(cfg["in_dim"]), int(cfg["config"]["hidden"]), float(cfg["config"].get("dropout", 0.0)))
         head.load_state_dict(load_file(str(root / HEAD_FILE)))
         head.eval()
-    config = {k: v for k, v in cfg.items() if k not in ("kind", "name", "head", "in_dim")}
+    config = {**cfg["config"], **{k: cfg[k] for k in ("base_kwargs",) if k in cfg}}
     # in memory, names work from the working directory (as a trained encoder's do); save re-records them
     config["base"] = resolve_ref(cfg["base"], root) if isinstance(cfg["base"], str) else [
         resolve_ref(n, root) for n in cfg["base"]]

@@ -19,7 +19,8 @@ from typing import Any
 
 from fashionlens.encoders.base import Encoder, ModelCard
 from fashionlens.errors import NotFoundError
-from fashionlens.utils import require_file
+from fashionlens.manifest import KINDS, identify
+from fashionlens.utils import FolderError, require_file
 
 ENTRY_POINT_GROUP = "fashionlens.encoders"
 # Family modules register their names on import; they import torch & co. only inside factories.
@@ -238,6 +239,10 @@ def load_run_encoder(path: str | Path) -> Encoder:
     `create_from_config`, so a run folder never runs code, wherever it came from."""
     _load_families()
     root = Path(path)
+    other = None if (root / "encoder.json").is_file() else identify(root)
+    if other is not None:
+        raise FolderError(f"{root} is {KINDS[other].what} ({KINDS[other].file}), not a trained encoder run "
+                          "(encoder.json)")
     cfg_path = require_file(root, "encoder.json", "a fashionlens run")
     cfg = json.loads(cfg_path.read_text())
     kind = cfg.get("kind") if isinstance(cfg, dict) else None

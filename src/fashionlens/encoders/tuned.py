@@ -12,7 +12,8 @@ import numpy as np
 from fashionlens.encoders.base import Encoder, ModelCard
 from fashionlens.encoders.registry import create_from_config, record_ref, register_run_loader
 from fashionlens.errors import InvalidInputError
-from fashionlens.utils import atomic_write, read_json, write_json
+from fashionlens.manifest import read_manifest, write_manifest
+from fashionlens.utils import atomic_write
 
 
 class TunedImageEncoder(Encoder):
@@ -71,8 +72,8 @@ class TunedImageEncoder(Encoder):
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / "weights.safetensors") as tmp:
             save_file(self.trainable_state(), str(tmp))
-        write_json(root / "encoder.json", {"kind": "tuned", "base": record_ref(self.base.name, root),
-                                           "unfreeze_blocks": self.unfreeze_blocks, "image_size": self.preprocess.size})
+        write_manifest(root, "tuned", {"unfreeze_blocks": self.unfreeze_blocks, "image_size": self.preprocess.size},
+                       base=record_ref(self.base.name, root))
         return root
 
 
@@ -83,12 +84,12 @@ def load_tuned(root: Path, base: Encoder | None = None) -> TunedImageEncoder:
 
     root = Path(root)
     meta_path = root / "encoder.json"
-    meta = read_json(meta_path)
+    meta = read_manifest(root, "tuned")
     weights = root / "weights.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{root}: weights.safetensors is missing")
     base = base or create_from_config(meta["base"], source=meta_path, field="base")
-    enc = TunedImageEncoder(base, meta["unfreeze_blocks"], meta.get("image_size"))
+    enc = TunedImageEncoder(base, meta["config"]["unfreeze_blocks"], meta["config"].get("image_size"))
     enc.load_trainable_state(load_file(str(weights)))
     enc.name = f"run:{root}"
     return enc

@@ -8,7 +8,7 @@ import html
 import io
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fashionlens.catalog.core import Catalog
+from fashionlens.config import Config
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.explore import clusters as cl
@@ -26,7 +27,7 @@ from fashionlens.utils import atomic_write, write_json
 
 
 @dataclass
-class ExploreConfig:
+class ExploreConfig(Config):
     """What `run_explore` computes; defaults suit a few thousand items on a small CPU."""
 
     ks: tuple[int, ...] = tuple(range(2, 21))
@@ -239,7 +240,7 @@ def run_explore(catalog: Catalog, encoder: Encoder, out_dir: str | Path, config:
         "cluster_sizes": sizes.tolist(), "near_duplicates": len(pairs), "duplicate_groups": len(groups),
         "dup_threshold": cfg.dup_threshold, "sweep": sweep.to_dict(),
         "target": None if target_table is None else {"column": cfg.target, "per_cluster": target_table.to_dict("records")},
-        "gradcam": gradcam_info, "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+        "gradcam": gradcam_info, "config": {k: v for k, v in cfg.to_dict().items() if k != "progress"},
         "seconds": round(time.perf_counter() - t0, 1), "stage_seconds": stage.seconds,
     }
     with atomic_write(out / "clusters.csv") as tmp:

@@ -8,7 +8,7 @@ model calls the left candidate closer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fashionlens.config import Config
 from fashionlens.encoders.nn import PerceptualHead
 from fashionlens.errors import InvalidInputError
 from fashionlens.train.engine import FitConfig, FitResult, fit
@@ -48,8 +49,8 @@ def triplet_distances(emb: torch.Tensor, index: torch.Tensor) -> tuple[torch.Ten
 
 # ---- config & head ----------------------------------------------------------------------------
 @dataclass
-class PerceptualConfig:
-    """One training run; saved back into the run directory as config.yaml."""
+class PerceptualConfig(Config):
+    """One training run; saved back into the run directory as config.yaml (`Config.from_yaml` reads it)."""
 
     triplets: str = ""  # NIGHTS-layout or plain CSV
     out: str = "runs/perceptual"
@@ -78,24 +79,6 @@ class PerceptualConfig:
     val_size: float = 0.15
     seed: int = 0
     cache_dir: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_yaml(cls, path: str) -> PerceptualConfig:
-        from pathlib import Path
-
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config not found: {p}")
-        data = yaml.safe_load(p.read_text()) or {}
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InvalidInputError(f"{p}: unknown config key(s) {', '.join(unknown)}")
-        return cls(**data)
 
 
 def _loss_fn(cfg: PerceptualConfig) -> Callable[..., torch.Tensor]:

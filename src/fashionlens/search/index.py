@@ -17,22 +17,19 @@ from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.index.factory import make_index, open_index
 from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts, save_keywords
+from fashionlens.manifest import check_overwrite, own_fields, read_manifest, write_manifest
 from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
 from fashionlens.search.query import Facets
 from fashionlens.train.config import AlignConfig
 from fashionlens.utils import (
     FolderError,
     atomic_dir,
-    check_dir,
-    read_json,
-    require_file,
     write_json,
 )
 
 # Lite0 features with the garment's colour histogram fused in (docs/bench/retrieval_catalog.md)
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0.colour"
 DEFAULT_TEXT_ENCODER = "minilm-l6"
-INDEX_FORMAT = 1
 # a folder holding any of these is an index (or a crashed build of one) that a rebuild may replace
 INDEX_MARKS = ("index.json", "vectors.npy", "catalog.parquet", "encoder")
 
@@ -64,7 +61,8 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     cfg = config or BuildConfig()
     out = Path(out)
     base = create(cfg.encoder)
-    info: dict[str, Any] = {"format": INDEX_FORMAT, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    info: dict[str, Any] = {"built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    check_overwrite(out, "index", INDEX_MARKS)
     with atomic_dir(out, marks=INDEX_MARKS) as tmp:
         if {"image", "text"} <= set(base.modalities):
             encoder, encoder_ref = base, record_ref(cfg.encoder, out)
@@ -83,7 +81,7 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
         save_keywords(catalog.df, tmp)  # the word side of hybrid search (none for a photos-only catalog)
         catalog.save(tmp / "catalog.parquet")
         write_json(tmp / "import_report.json", catalog.report.to_dict())
-        write_json(tmp / "index.json", info)
+        write_manifest(tmp, "index", cfg.to_dict(), **info)
     return SearchIndex(out, encoder=encoder)
 
 
@@ -132,15 +130,15 @@ class SearchIndex:
     """An index directory: catalog snapshot + vectors + the encoder that made them."""
 
     @staticmethod
-    def check(folder: str | Path) -> Path:
-        """The folder's index.json once the folder matches its manifest (an interrupted rebuild is
-        finished first); FolderError naming a damaged file, FileNotFoundError for no index."""
-        return require_file(check_dir(folder), "index.json", "a fashionlens index",
-                            "; build one with `fashionlens index`")
+    def check(folder: str | Path) -> dict[str, Any]:
+        """The folder's run manifest (index.json) once the folder matches its file listing (an
+        interrupted rebuild is finished first); FolderError naming a damaged file or saying what
+        else the folder is, FileNotFoundError for no index."""
+        return read_manifest(folder, "index")
 
     def __init__(self, folder: str | Path, encoder: Encoder | None = None, fusion: FusionConfig | None = None):
         self.folder = Path(folder)
-        self.info = read_json(self.check(self.folder))
+        self.info = self.check(self.folder)
         self.catalog = Catalog.load(self.folder / "catalog.parquet")
         self.index = open_index(self.folder)
         self.fusion = fusion or FusionConfig()
@@ -438,6 +436,6 @@ class SearchIndex:
             if self._keywords is not None:
                 self._keywords.save(tmp)
             self.catalog.save(tmp / "catalog.parquet")
-            write_json(tmp / "index.json", self.info)
+            write_manifest(tmp, "index", self.info["config"], **own_fields(self.info))
         self.index = open_index(self.folder)  # the files just swapped in (a Lance table lived in the temp)
         self._keywords, self._keywords_open = None, False  # likewise the keyword table

@@ -216,7 +216,7 @@ def fit(task: TrainTask, config: FitConfig, run: RunDir | None = None, resume: b
         if log is not None:
             log(state.history[-1])
         if run is not None and acc.is_main_process:  # several GPUs: one writer
-            state.save(run, core, opt, sched)
+            state.save(run, core, opt, sched, cfg.to_dict())
         acc.wait_for_everyone()
     stopped = f"early stop: no better validation score for {cfg.patience} epochs" if state.bad >= patience else "max epochs"
     if state.best_weights is not None:
@@ -253,13 +253,14 @@ class _State:
         self.history.append({"epoch": epoch, **row, "best": improved})
         self.start = epoch + 1
 
-    def save(self, run: RunDir, module: nn.Module, opt: Any, sched: Any) -> None:
+    def save(self, run: RunDir, module: nn.Module, opt: Any, sched: Any, config: dict[str, Any]) -> None:
         meta = {"epoch": self.start - 1, "step": self.step, "best": _json_float(self.best),
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad, "history": self.history,
                 "scheduler": sched.state_dict()}
         if self.best_epoch == self.start - 1 and self.best_weights is not None:
-            run.save_checkpoint("best", self.best_weights, {"epoch": self.best_epoch, "score": meta["best"]})
-        run.save_checkpoint("last", trainable_state(module), meta, opt)
+            run.save_checkpoint("best", self.best_weights, {"epoch": self.best_epoch, "score": meta["best"]},
+                                config=config)
+        run.save_checkpoint("last", trainable_state(module), meta, opt, config)
 
     def restore(self, run: RunDir, module: nn.Module, opt: Any, sched: Any) -> None:
         weights, meta, opt_state = run.load_checkpoint("last")

@@ -139,22 +139,23 @@ class CrossModalReranker:
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 
-        from fashionlens.utils import atomic_write, write_json
+        from fashionlens.manifest import write_manifest
+        from fashionlens.utils import atomic_write
 
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(root / "reranker.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(tmp))
-        write_json(root / "reranker.json", {"config": self.config.to_dict(), "dim": self.model_.q.in_features})
+        write_manifest(root, "reranker", self.config.to_dict(), dim=self.model_.q.in_features)
 
     @classmethod
     def load(cls, path: str | Path) -> CrossModalReranker:
         from safetensors.torch import load_file
 
-        from fashionlens.utils import read_json
+        from fashionlens.manifest import read_manifest
 
         root = Path(path)
-        meta: dict[str, Any] = read_json(root / "reranker.json")
+        meta: dict[str, Any] = read_manifest(root, "reranker")
         self = cls(RerankerConfig.from_dict(meta["config"], str(root / "reranker.json")))
         c = self.config
         self.model_ = PairScorer(meta["dim"], c.width, c.heads, c.layers)

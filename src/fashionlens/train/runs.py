@@ -1,7 +1,8 @@
 """A training run directory: config.yaml, metrics.jsonl, curves.png and safetensors checkpoints.
 
 Checkpoints hold no pickle: weights and optimizer tensors go to safetensors, the rest
-(step, epoch, best score, optimizer hyper-parameters, scheduler state) to JSON.
+(step, epoch, best score, optimizer hyper-parameters, scheduler state) to state.json, the
+checkpoint's run manifest (kind "checkpoint", with the engine's config).
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from typing import Any
 
 import torch
 
+from fashionlens.manifest import own_fields, read_manifest, write_manifest
 from fashionlens.utils import (
     atomic_dir,
     atomic_write,
     check_dir,
-    read_json,
     save_figure,
-    write_json,
 )
 
 CHECKPOINT_FILES = ("state.json", "weights.safetensors", "optimizer.safetensors")
@@ -70,9 +70,10 @@ class RunDir:
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self, tag: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
-                        optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Write weights (+ optimizer tensors) and state into a temporary folder swapped in for
-        `checkpoints/<tag>` (`atomic_dir`): a crash leaves the previous epoch's checkpoint whole."""
+                        optimizer: torch.optim.Optimizer | None = None, config: dict[str, Any] | None = None) -> None:
+        """Write weights (+ optimizer tensors) and state (with the training `config`) into a temporary
+        folder swapped in for `checkpoints/<tag>` (`atomic_dir`): a crash leaves the previous epoch's
+        checkpoint whole."""
         from safetensors.torch import save_file
 
         with atomic_dir(self.ckpt / tag, marks=CHECKPOINT_FILES) as d:
@@ -83,7 +84,7 @@ class RunDir:
                 with atomic_write(d / "optimizer.safetensors") as tmp:
                     save_file(tensors, str(tmp))
                 state = {**state, "optimizer": meta}
-            write_json(d / "state.json", state)
+            write_manifest(d, "checkpoint", config, **state)
 
     def has_checkpoint(self, tag: str) -> bool:
         """Whether `checkpoints/<tag>` is complete (an interrupted swap is finished first; a damaged
@@ -91,13 +92,14 @@ class RunDir:
         return (check_dir(self.ckpt / tag) / "state.json").is_file()
 
     def load_checkpoint(self, tag: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any] | None]:
-        """(weights, state, optimizer state_dict or None)."""
+        """(weights, state, optimizer state_dict or None); the state is the manifest without its kind,
+        format_version and config."""
         from safetensors.torch import load_file
 
         d = self.ckpt / tag
         if not self.has_checkpoint(tag):
             raise FileNotFoundError(f"no complete checkpoint '{tag}' in {self.root}")
-        state = read_json(d / "state.json")
+        state = own_fields(read_manifest(d, "checkpoint"))
         weights = load_file(str(d / "weights.safetensors"))
         opt = None
         if "optimizer" in state and (d / "optimizer.safetensors").is_file():
