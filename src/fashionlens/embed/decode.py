@@ -14,6 +14,7 @@ from fashionlens.catalog.images import ImageError, open_image
 # 2 threads kept the encoder fed on 2 cores; more only queue behind it (docs/benchmarks.md, CPU speed)
 WORKERS = min(2, os.cpu_count() or 1)
 GROUP = 256  # photos per encoder call: large enough to calibrate an int8 encoder on the first group
+MIN_GROUP = 32  # the fewest photos int8 calibration takes (encoders.onnx_runtime.MIN_CALIBRATION)
 
 
 def _load(load: Callable[[Any], Any], src: Any) -> Any:

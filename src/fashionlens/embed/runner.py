@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionlens.catalog.core import Catalog, ImportIssue, ImportReport
-from fashionlens.embed.decode import decoded_groups
+from fashionlens.embed.decode import GROUP, MIN_GROUP, decoded_groups
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
@@ -110,12 +110,14 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
         paths = [str(p) for p in catalog]
         ids = paths
     keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
+    # photos per encoder call: up to GROUP, but ~10 calls for a small catalog, so progress moves
+    group = min(GROUP, max(MIN_GROUP, -(-len(keys) // 10)))
 
     def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
         out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
         failed: dict[int, str] = {}
         # decoded by a thread pool a group ahead of the encoder (fashionlens.embed.decode)
-        for ok, imgs, errors in decoded_groups([paths[j] for j in pos], encoder.load_image):
+        for ok, imgs, errors in decoded_groups([paths[j] for j in pos], encoder.load_image, group):
             for r, e in errors.items():
                 j = pos[r]
                 failed[j] = str(e).split(": ", 1)[-1]  # the reason, without the path
