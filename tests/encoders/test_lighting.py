@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashionlens.perceptual import lighting as L
+from fashionlens.encoders import lighting as L
 
 
 def _image(seed: int = 0, size: int = 24) -> np.ndarray:
@@ -100,3 +100,16 @@ def test_relight_is_seeded_and_changes_colour_and_light():
     # strength 0: the light is left alone, only the flip / quarter turn remains
     still = L.relight(img, np.random.default_rng(7), strength=0.0)
     assert any(np.allclose(still, L.dihedral(img, k), atol=1e-9) for k in range(8))
+
+
+def test_grey_world_ignores_colour_temperature_and_exposure_but_keeps_the_pattern():
+    img = _image(6)
+    g = L.grey_world(img)
+    for changed in (L.colour_temperature(img, 3000), L.colour_temperature(img, 12000), L.exposure(img, -1.0)):
+        assert np.abs(changed - img).max() > 0.02  # the light really changed the pixels
+        assert L.grey_world(changed) == pytest.approx(g, abs=1e-9)
+    # the channels' means come out as the same grey, the pattern inside the image stays
+    assert L.srgb_to_linear(g).mean((0, 1)) == pytest.approx([0.214] * 3, abs=1e-6)
+    assert np.abs(L.grey_world(_image(7)) - g).max() > 0.05
+    # a highlight change is not a per-channel gain: grey world does not undo it
+    assert np.abs(L.grey_world(L.highlight_gain(img, 3.0, quantile=0.8)) - g).max() > 0.01

@@ -3,8 +3,9 @@
 Augmentations that change what relighting changes beyond brightness / contrast / gamma: the
 illuminant's colour temperature (von Kries gains on the Planckian locus), highlight strength, and
 where highlights fall in the frame (the eight flips / quarter turns). Lighting-invariant inputs:
-chromaticity (blind to any per-pixel intensity scaling: exposure, shading) and local contrast
-(blind to exposure and to illumination that varies slowly across the image).
+chromaticity (blind to any per-pixel intensity scaling: exposure, shading), grey world (blind to
+any per-channel gain: colour temperature, exposure) and local contrast (blind to exposure and to
+illumination that varies slowly across the image).
 """
 
 from __future__ import annotations
@@ -105,6 +106,14 @@ def local_contrast(img: np.ndarray, sigma: float = 0.05) -> np.ndarray:
     return np.clip(linear_to_srgb(chroma * 3 * 0.214 * np.exp(detail)[..., None]), 0.0, 1.0)
 
 
+def grey_world(img: np.ndarray) -> np.ndarray:
+    """Each linear channel divided by its image mean, shown with a mean of 0.5 sRGB grey (grey-world
+    colour constancy): unchanged by any per-channel gain of the light (colour temperature as a von
+    Kries change, exposure, a colour cast), as long as nothing clips."""
+    lin = srgb_to_linear(img)
+    return np.clip(linear_to_srgb(lin / np.maximum(lin.mean((0, 1), keepdims=True), 1e-6) * 0.214), 0.0, 1.0)
+
+
 def relight(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """A random other lighting: colour temperature (mired shift, 6500 K +-1/3 of its range x s:
     about 4000-17000 K at s = 1), exposure +-0.75 s stops, highlight gain x e^(+-0.7 s) and a
@@ -127,3 +136,7 @@ def to_pil(arr: np.ndarray) -> Any:
     from PIL import Image
 
     return Image.fromarray((np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+
+
+# lighting-invariant inputs a PerceptualEncoder can feed its bases (beside or instead of the photo)
+INVARIANT_INPUTS = {"grey_world": grey_world, "chromaticity": chromaticity, "local_contrast": local_contrast}
