@@ -73,7 +73,11 @@ class PerceptualConfig:
     n_views: int = 4  # cached photometric views per image (view 0 = as is); lora augments on the fly
     aug_strength: float = 2.0  # as strong as the "other lighting" test: same clean 2AFC, robust to relighting (docs/bench/perceptual.md)
     eval_lighting: float = 2.0  # strength of the "other lighting" test views (0 = skip)
-    split: str = "reference"  # "reference": hold out reference images; "column": use the split column
+    inputs: list[str] = field(default_factory=lambda: ["rgb"])  # + lighting-invariant inputs (lighting.INVARIANT_INPUTS)
+    pool_views: int = 1  # base features averaged over this many flips / quarter turns (1-8)
+    # evaluation split, only when asked: "none" (train on every triplet outside validation),
+    # "reference" (hold out test_size of the reference images) or "column" (the CSV's split column)
+    split: str = "none"
     test_size: float = 0.2
     val_size: float = 0.15
     seed: int = 0
