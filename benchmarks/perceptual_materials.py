@@ -29,6 +29,14 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "materia
 CONFIGS = {
     "default": {},
     "previous-default": {"inputs": ["rgb"], "pool_views": 1, "n_views": 4, "aug_strength": 2.0},
+    # one idea at a time against the relighting proxy (issue 20; defaults otherwise)
+    "plain-mlp": {"inputs": ["rgb"], "pool_views": 1},
+    "rgb-pooled": {"inputs": ["rgb"]},
+    "grey-world": {"inputs": ["grey_world"], "pool_views": 1},
+    "grey-world-pooled": {"inputs": ["grey_world"]},
+    "rgb+grey-world": {"pool_views": 1},
+    "local-contrast": {"inputs": ["local_contrast"], "pool_views": 1},
+    "rgb+local-contrast": {"inputs": ["rgb", "local_contrast"], "pool_views": 1},
     "mlp-hinge": {"loss": "hinge", "margin": 0.05},
     "mlp-logistic": {"loss": "logistic", "temperature": 0.02},
     # the renders are 298 px: feed the backbone 224 px instead of its catalog default of 160 px
@@ -47,6 +55,9 @@ CONFIGS = {
     "lora-hinge": {"mode": "lora", "loss": "hinge", "aug_strength": 2.0, "lora_targets": ["conv_pw", "conv_pwl"],
                    "epochs": 8, "patience": 3, "lr": 5e-4},
 }
+
+ISSUE20 = ("default", "previous-default", "plain-mlp", "rgb-pooled", "grey-world", "grey-world-pooled",
+           "rgb+grey-world", "local-contrast", "rgb+local-contrast")
 
 
 def lite0_224():
@@ -86,7 +97,7 @@ def main() -> None:
     names = sys.argv[2:] or list(CONFIGS)
     for name in names:
         # the issue-7 configs share these settings (augmentation strength s = 1 unless they say so)
-        shared = {} if name in ("default", "previous-default") else {
+        shared = {} if name in ISSUE20 else {
             "mode": "mlp", "epochs": 40, "lr": 1e-3, "patience": 8, "aug_strength": 1.0, "batch_size": 2048,
             "n_views": 4, "inputs": ["rgb"], "pool_views": 1}
         cfg = PerceptualConfig(triplets=str(DATA), out=str(out / name), split="reference", eval_lighting=2.0,
