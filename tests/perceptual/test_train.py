@@ -173,7 +173,7 @@ def test_ensemble_concatenates_backbones_and_reloads(patch_triplets, tmp_path):
                            n_views=1, eval_lighting=0)
     m = train_perceptual(cfg, patch_triplets)
     enc = create(f"run:{tmp_path / 'ens'}")
-    assert enc.dim == 64 and len(enc.bases) == 2 and m["encoders"] == [name, name]
+    assert enc.dim == 2 * 2 * 32 and len(enc.bases) == 2 and m["encoders"] == [name, name]  # bases x inputs x dim
     single = create(name, **tiny_vit_kwargs())
     f = view_features([single, single], patch_triplets.images[:3], n_views=2)
     assert f.shape == (3, 2, 64) and np.allclose(f[..., :32], f[..., 32:])
@@ -246,6 +246,15 @@ def test_eval_split_scores_model_untuned_and_plain_mlp_with_a_paired_relighting_
         assert r["gap"]["ci95"][0] <= r["gap"]["2afc"] <= r["gap"]["ci95"][1]
     assert "proxy" in m["after"]["lighting"]["relighting"]
     assert m["plain_mlp"]["clean"]["2afc"] != m["before"]["clean"]["2afc"]  # a trained baseline, not the untuned one
+    # the saved run (grey-world input, pooled over flips) reloads and scores the same
+    from fashionlens.encoders.registry import create
+    from fashionlens.perceptual.evaluate import evaluate_encoder
+    from fashionlens.perceptual.run import split_triplets
+
+    enc = create(f"run:{tmp_path / 'ev'}")
+    assert enc.inputs == ["rgb", "grey_world"] and enc.pool_views == 2
+    test_t = split_triplets(patch_triplets, cfg)[2]
+    assert evaluate_encoder(enc, test_t, n_boot=0)["2afc"] == pytest.approx(m["after"]["clean"]["2afc"], abs=1e-6)
     rows = before_after_rows(m)
     assert [r["condition"] for r in rows] == ["as rendered", "relit (proxy)", "gap (rendered - relit)"]
     assert rows[0]["plain MLP"].startswith(f"{m['plain_mlp']['clean']['2afc']:.3f} [")
