@@ -39,7 +39,8 @@ def triplets_cmd(
 def evaluate_cmd(
     encoder: list[str] = typer.Option(..., "--encoder", help="encoder name or run:<dir>; repeat for an ensemble"),
     triplets: Path = typer.Option(..., "--triplets", help="triplet CSV (NIGHTS layout or anchor,a,b,choice)"),
-    lighting: float = typer.Option(0.0, "--lighting", help="also score under simulated other lighting of this strength"),
+    lighting: float = typer.Option(0.0, "--lighting", help="also score under the SYNTHETIC relighting proxy "
+                                   "(lighting.relight: colour temperature, exposure, highlights, flips) of this strength"),
     split: str = typer.Option("", "--split", help="only rows whose split column has this value"),
     json_out: bool = typer.Option(False, "--json", help="print JSON (2afc, ci95, n, human_ceiling, source)"),
 ) -> None:
@@ -64,7 +65,7 @@ def evaluate_cmd(
     rows = [{"condition": "as is", "2afc": res["2afc"], "ci95": _ci(res), "n": res["n"]}]
     if lighting > 0:
         lit = res["lighting"]
-        rows.append({"condition": f"lighting x{lighting:g}", "2afc": lit["2afc"], "ci95": _ci(lit), "n": lit["n"]})
+        rows.append({"condition": f"relit proxy x{lighting:g}", "2afc": lit["2afc"], "ci95": _ci(lit), "n": lit["n"]})
     print_table(rows, title=f"{res['encoder']} on {res['source']} triplets "
                             f"(human ceiling {res['human_ceiling']:.3f})")
 
