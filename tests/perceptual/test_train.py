@@ -108,6 +108,7 @@ def test_lora_on_tiny_vit_raises_2afc_and_reloads(patch_triplets, tmp_path):
         assert (tmp_path / "lora" / f).is_file()
     enc = create(f"run:{tmp_path / 'lora'}")
     assert enc.config["mode"] == "lora" and enc.head is None
+    assert enc.inputs == ["rgb"] and enc.pool_views == 1  # what the adapters trained on
     # the reloaded (merged) backbone reproduces the trained model's distances
     from fashionlens.perceptual.evaluate import evaluate_encoder
     from fashionlens.perceptual.run import split_triplets

@@ -110,6 +110,8 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
         raise InvalidInputError(f"unknown mode '{cfg.mode}' (use 'mlp' or 'lora')")
     if cfg.mode == "lora" and len(cfg.encoders) != 1:
         raise InvalidInputError("LoRA trains one backbone; give exactly one encoder (ensembles: mode 'mlp')")
+    if cfg.mode == "lora":  # the adapters learn from the photos themselves: no extra inputs, no pooling
+        cfg = dataclasses.replace(cfg, inputs=["rgb"], pool_views=1)
     triplets = triplets if triplets is not None else load_triplets(cfg.triplets)
     train, val, test = split_triplets(triplets, cfg)
     bases = [create(n, **cfg.encoder_kwargs) for n in cfg.encoders]
@@ -139,7 +141,7 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
     if test is not None:
         metrics["before"], metrics["after"] = before, _scores(encoder, test, cfg)
         # the simplest trained baseline, same split and loss: one view as rendered, RGB input
-        plain_cfg = dataclasses.replace(plain_cfg, n_views=1, cache_dir=cfg.cache_dir)
+        plain_cfg = dataclasses.replace(plain_cfg, n_views=1)
         plain_head, _ = _head_encoder(bases, images, train, val, plain_cfg, False)
         plain = PerceptualEncoder(bases, plain_head, _encoder_config(plain_cfg, triplets.source))
         metrics["plain_mlp"] = _scores(plain, test, plain_cfg)
