@@ -1,6 +1,9 @@
 """2AFC on the real human material-similarity triplets (../shared/data/material-triplets):
 untuned EfficientNet-Lite0 vs an MLP head (hinge / logistic), on triplets whose reference images
-are held out, as the photos are and under simulated other lighting; human ceiling alongside.
+are held out, as rendered and under the SYNTHETIC relighting proxy (`lighting.relight`, strength 2:
+the shared set has one rendered lighting only); untuned, plain MLP and human ceiling alongside.
+"default" is `PerceptualConfig()` as `fashionlens perceptual train --eval-split reference` runs it;
+"previous-default" is the default before issue 20 (RGB only, no pooling, 3 photometric views).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/perceptual_materials.py [OUT_DIR [CONFIG ...]]
 
@@ -24,6 +27,16 @@ from fashionlens.perceptual.train import PerceptualConfig  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "material-triplets" / "triplets.csv"
 CONFIGS = {
+    "default": {},
+    "previous-default": {"inputs": ["rgb"], "pool_views": 1, "n_views": 4, "aug_strength": 2.0},
+    # one idea at a time against the relighting proxy (issue 20; defaults otherwise)
+    "plain-mlp": {"inputs": ["rgb"], "pool_views": 1},
+    "rgb-pooled": {"inputs": ["rgb"]},
+    "grey-world": {"inputs": ["grey_world"], "pool_views": 1},
+    "grey-world-pooled": {"inputs": ["grey_world"]},
+    "rgb+grey-world": {"pool_views": 1},
+    "local-contrast": {"inputs": ["local_contrast"], "pool_views": 1},
+    "rgb+local-contrast": {"inputs": ["rgb", "local_contrast"], "pool_views": 1},
     "mlp-hinge": {"loss": "hinge", "margin": 0.05},
     "mlp-logistic": {"loss": "logistic", "temperature": 0.02},
     # the renders are 298 px: feed the backbone 224 px instead of its catalog default of 160 px
@@ -42,6 +55,9 @@ CONFIGS = {
     "lora-hinge": {"mode": "lora", "loss": "hinge", "aug_strength": 2.0, "lora_targets": ["conv_pw", "conv_pwl"],
                    "epochs": 8, "patience": 3, "lr": 5e-4},
 }
+
+ISSUE20 = ("default", "previous-default", "plain-mlp", "rgb-pooled", "grey-world", "grey-world-pooled",
+           "rgb+grey-world", "local-contrast", "rgb+local-contrast")
 
 
 def lite0_224():
@@ -80,12 +96,13 @@ def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/perceptual-bench")
     names = sys.argv[2:] or list(CONFIGS)
     for name in names:
-        # shared settings; each config overrides some (augmentation strength s = 1 unless it says so)
-        kw = {"mode": "mlp", "epochs": 40, "lr": 1e-3, "patience": 8, "aug_strength": 1.0, **CONFIGS[name]}
-        kw.setdefault("encoders", ["efficientnet-lite0"])
-        cfg = PerceptualConfig(triplets=str(DATA), out=str(out / name),
-                               batch_size=2048, n_views=4, eval_lighting=2.0, test_size=0.2, val_size=0.15,
-                               seed=0, cache_dir=str(out / "cache"), **kw)
+        # the issue-7 configs share these settings (augmentation strength s = 1 unless they say so)
+        shared = {} if name in ISSUE20 else {
+            "mode": "mlp", "epochs": 40, "lr": 1e-3, "patience": 8, "aug_strength": 1.0, "batch_size": 2048,
+            "n_views": 4, "inputs": ["rgb"], "pool_views": 1}
+        cfg = PerceptualConfig(triplets=str(DATA), out=str(out / name), split="reference", eval_lighting=2.0,
+                               test_size=0.2, val_size=0.15, seed=0, cache_dir=str(out / "cache"),
+                               **{**shared, **CONFIGS[name]})
         t0 = time.time()
         m = train_perceptual(cfg)
         m.pop("history")

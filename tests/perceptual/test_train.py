@@ -100,7 +100,7 @@ def test_lora_on_tiny_vit_raises_2afc_and_reloads(patch_triplets, tmp_path):
         out=str(tmp_path / "lora"), encoders=["timm"],
         encoder_kwargs={**tiny_vit_kwargs(), "device": "cpu"}, mode="lora", lora_r=16, lora_alpha=32,
         lora_dropout=0.0, lr=5e-3, epochs=6, batch_size=128, patience=6, aug_strength=0.5,
-        eval_lighting=0, test_size=0.25, val_size=0.2)
+        eval_lighting=0, split="reference", test_size=0.25, val_size=0.2)
     m = train_perceptual(cfg, patch_triplets)
     before, after = m["before"]["clean"]["2afc"], m["after"]["clean"]["2afc"]
     assert after > before + 0.03, (before, after)
@@ -108,6 +108,7 @@ def test_lora_on_tiny_vit_raises_2afc_and_reloads(patch_triplets, tmp_path):
         assert (tmp_path / "lora" / f).is_file()
     enc = create(f"run:{tmp_path / 'lora'}")
     assert enc.config["mode"] == "lora" and enc.head is None
+    assert enc.inputs == ["rgb"] and enc.pool_views == 1  # what the adapters trained on
     # the reloaded (merged) backbone reproduces the trained model's distances
     from fashionlens.perceptual.evaluate import evaluate_encoder
     from fashionlens.perceptual.run import split_triplets
@@ -134,11 +135,16 @@ def test_mlp_run_dir_loads_through_create_and_cli_evaluates(patch_triplets, tmp_
            "lr": 3e-3, "n_views": 2, "eval_lighting": 1.5, "loss": "logistic"}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     runner = CliRunner()
-    res = runner.invoke(app, ["train", str(tmp_path / "c.yaml"), "--json"])
+    res = runner.invoke(app, ["train", str(tmp_path / "c.yaml"), "--eval-split", "reference", "--json"])
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.output)
     assert metrics["after"]["clean"]["2afc"] > metrics["before"]["clean"]["2afc"]
-    assert set(metrics["after"]) == {"clean", "lighting"}
+    assert set(metrics["after"]) == {"clean", "lighting", "gap"} and metrics["split"] == "reference"
+    res = runner.invoke(app, ["train", str(tmp_path / "c.yaml"), "--eval-split", "reference"])
+    assert res.exit_code == 0 and "plain MLP" in res.output and "(proxy)" in res.output, res.output
+    assert "synthetic proxy" in res.output
+    res = runner.invoke(app, ["train", str(tmp_path / "c.yaml"), "--eval-split", "random"])
+    assert res.exit_code == 2 and "--eval-split" in res.output
     saved = yaml.safe_load((base / "config.yaml").read_text())
     assert saved["loss"] == "logistic" and saved["hidden"] == 64
     enc = create(f"run:{base}")
@@ -168,7 +174,7 @@ def test_ensemble_concatenates_backbones_and_reloads(patch_triplets, tmp_path):
                            n_views=1, eval_lighting=0)
     m = train_perceptual(cfg, patch_triplets)
     enc = create(f"run:{tmp_path / 'ens'}")
-    assert enc.dim == 64 and len(enc.bases) == 2 and m["encoders"] == [name, name]
+    assert enc.dim == 2 * 2 * 32 and len(enc.bases) == 2 and m["encoders"] == [name, name]  # bases x inputs x dim
     single = create(name, **tiny_vit_kwargs())
     f = view_features([single, single], patch_triplets.images[:3], n_views=2)
     assert f.shape == (3, 2, 64) and np.allclose(f[..., :32], f[..., 32:])
@@ -195,3 +201,85 @@ def test_config_yaml_errors_and_cli_mines_proxy_triplets(tiny_kaggle, tmp_path):
     assert res.exit_code == 0 and "proxy" in res.output, res.output
     t = load_triplets(out)
     assert len(t) == 20 and t.source == "proxy" and all(Path(p).is_file() for p in t.images)
+
+
+def _triplet_rows(frame) -> set[tuple]:
+    return set(zip(frame["ref_path"], frame["left_path"], frame["right_path"], strict=True))
+
+
+def test_default_trains_on_every_triplet_with_a_disjoint_validation(patch_triplets, tmp_path):
+    import pandas as pd
+
+    from fashionlens.perceptual.run import train_perceptual
+    from fashionlens.perceptual.train import PerceptualConfig
+
+    cfg = PerceptualConfig(out=str(tmp_path / "all"), encoders=["timm"],
+                           encoder_kwargs={**tiny_vit_kwargs(), "device": "cpu"}, hidden=32, epochs=2, n_views=1)
+    m = train_perceptual(cfg, patch_triplets)
+    roles = pd.read_csv(tmp_path / "all" / "split.csv")
+    assert set(roles["role"]) == {"train", "val"} and len(roles) == len(patch_triplets)  # no test split
+    train, val = roles[roles["role"] == "train"], roles[roles["role"] == "val"]
+    assert (m["n_train"], m["n_val"], m["n_test"]) == (len(train), len(val), 0) and "after" not in m
+    # validation holds out reference images: none of its triplets (nor references) ever trained
+    assert not set(val["ref_path"]) & set(train["ref_path"])
+    assert not _triplet_rows(val) & _triplet_rows(train)
+    assert _triplet_rows(train) | _triplet_rows(val) == set(zip(patch_triplets.ref, patch_triplets.left,
+                                                                patch_triplets.right, strict=True))
+
+
+def test_eval_split_scores_model_untuned_and_plain_mlp_with_a_paired_relighting_gap(patch_triplets, tmp_path):
+    import pandas as pd
+
+    from fashionlens.perceptual.run import before_after_rows, train_perceptual
+    from fashionlens.perceptual.train import PerceptualConfig
+
+    cfg = PerceptualConfig(out=str(tmp_path / "ev"), encoders=["timm"], split="reference", test_size=0.25,
+                           encoder_kwargs={**tiny_vit_kwargs(), "device": "cpu"}, hidden=32, epochs=2, n_views=2,
+                           eval_lighting=1.0, pool_views=2)
+    m = train_perceptual(cfg, patch_triplets)
+    roles = pd.read_csv(tmp_path / "ev" / "split.csv")
+    test = roles[roles["role"] == "test"]
+    assert len(test) == m["n_test"] > 0 and not set(test["ref_path"]) & set(roles[roles["role"] != "test"]["ref_path"])
+    for model in ("before", "plain_mlp", "after"):
+        r = m[model]
+        assert set(r) == {"clean", "lighting", "gap"} and r["clean"]["n"] == m["n_test"]
+        assert r["gap"]["2afc"] == pytest.approx(r["clean"]["2afc"] - r["lighting"]["2afc"], abs=1e-9)
+        assert r["gap"]["ci95"][0] <= r["gap"]["2afc"] <= r["gap"]["ci95"][1]
+    assert "proxy" in m["after"]["lighting"]["relighting"]
+    assert m["plain_mlp"]["clean"]["2afc"] != m["before"]["clean"]["2afc"]  # a trained baseline, not the untuned one
+    # the saved run (grey-world input, pooled over flips) reloads and scores the same
+    from fashionlens.encoders.registry import create
+    from fashionlens.perceptual.evaluate import evaluate_encoder
+    from fashionlens.perceptual.run import split_triplets
+
+    enc = create(f"run:{tmp_path / 'ev'}")
+    assert enc.inputs == ["rgb", "grey_world"] and enc.pool_views == 2
+    test_t = split_triplets(patch_triplets, cfg)[2]
+    assert evaluate_encoder(enc, test_t, n_boot=0)["2afc"] == pytest.approx(m["after"]["clean"]["2afc"], abs=1e-6)
+    rows = before_after_rows(m)
+    assert [r["condition"] for r in rows] == ["as rendered", "relit (proxy)", "gap (rendered - relit)"]
+    assert rows[0]["plain MLP"].startswith(f"{m['plain_mlp']['clean']['2afc']:.3f} [")
+
+
+def test_view_pooling_makes_features_blind_to_flips_and_grey_world_to_colour_casts(tmp_path):
+    from fashionlens.encoders import lighting as L
+    from fashionlens.encoders.perceptual import PerceptualEncoder
+    from fashionlens.encoders.registry import create
+
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.random((32, 32, 3)) * 0.5 + 0.1, 0, 1)
+    flipped, warm = L.to_pil(L.dihedral(img, 5)), L.to_pil(L.colour_temperature(img, 3500))
+    base = create("timm", **tiny_vit_kwargs())
+    pooled = PerceptualEncoder([base], None, {"base": "timm", "pool_views": 8})
+    a, b = pooled.features([L.to_pil(img), flipped])
+    assert a == pytest.approx(b, abs=1e-5)
+    plain = PerceptualEncoder([base], None, {"base": "timm"})
+    a, b = plain.features([L.to_pil(img), flipped])
+    assert np.abs(a - b).max() > 1e-3  # without pooling a flip does change the features
+    gw = PerceptualEncoder([base], None, {"base": "timm", "inputs": ["rgb", "grey_world"]})
+    a, b = gw.features([L.to_pil(img), warm])
+    assert gw.dim == 2 * base.dim and a.shape == (gw.dim,)
+    d_rgb, d_gw = np.abs(a[:32] - b[:32]).max(), np.abs(a[32:] - b[32:]).max()
+    assert d_gw < 0.1 * d_rgb, (d_gw, d_rgb)  # only 8-bit rounding is left in the grey-world half
+    with pytest.raises(ValueError, match="unknown input"):
+        PerceptualEncoder([base], None, {"base": "timm", "inputs": ["hsv"]})

@@ -39,7 +39,8 @@ def triplets_cmd(
 def evaluate_cmd(
     encoder: list[str] = typer.Option(..., "--encoder", help="encoder name or run:<dir>; repeat for an ensemble"),
     triplets: Path = typer.Option(..., "--triplets", help="triplet CSV (NIGHTS layout or anchor,a,b,choice)"),
-    lighting: float = typer.Option(0.0, "--lighting", help="also score under simulated other lighting of this strength"),
+    lighting: float = typer.Option(0.0, "--lighting", help="also score under the SYNTHETIC relighting proxy "
+                                   "(lighting.relight: colour temperature, exposure, highlights, flips) of this strength"),
     split: str = typer.Option("", "--split", help="only rows whose split column has this value"),
     json_out: bool = typer.Option(False, "--json", help="print JSON (2afc, ci95, n, human_ceiling, source)"),
 ) -> None:
@@ -64,7 +65,7 @@ def evaluate_cmd(
     rows = [{"condition": "as is", "2afc": res["2afc"], "ci95": _ci(res), "n": res["n"]}]
     if lighting > 0:
         lit = res["lighting"]
-        rows.append({"condition": f"lighting x{lighting:g}", "2afc": lit["2afc"], "ci95": _ci(lit), "n": lit["n"]})
+        rows.append({"condition": f"relit proxy x{lighting:g}", "2afc": lit["2afc"], "ci95": _ci(lit), "n": lit["n"]})
     print_table(rows, title=f"{res['encoder']} on {res['source']} triplets "
                             f"(human ceiling {res['human_ceiling']:.3f})")
 
@@ -77,21 +78,38 @@ def _ci(r: dict) -> str:
 @friendly_errors
 def train_cmd(
     config: Path = typer.Argument(..., help="YAML with PerceptualConfig fields (triplets, out, encoders, mode, ...)"),
+    eval_split: str = typer.Option("", "--eval-split", help="also score on held-out triplets: 'reference' "
+                                   "(hold out reference images) or 'column' (the CSV's split column)"),
     json_out: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
-    """Train an MLP head or LoRA on triplets; writes a run dir usable as `run:<dir>`."""
+    """Train an MLP head or LoRA on every triplet outside validation; writes a run dir usable as
+    `run:<dir>`. With --eval-split: held-out 2AFC with 95% CIs beside the untuned encoder and a plain MLP."""
+    import dataclasses
+
     from fashionlens.perceptual.run import before_after_rows, train_perceptual
     from fashionlens.perceptual.train import PerceptualConfig
 
     cfg = PerceptualConfig.from_yaml(str(config))
     if not cfg.triplets:
         raise InvalidInputError(f"{config}: 'triplets' (a triplet CSV) is required")
+    if eval_split:
+        if eval_split not in ("reference", "column"):
+            raise InvalidInputError(f"--eval-split must be 'reference' or 'column', got '{eval_split}'")
+        cfg = dataclasses.replace(cfg, split=eval_split)
     metrics = train_perceptual(cfg, progress=not json_out)
     if json_out:
         print_json({k: v for k, v in metrics.items() if k != "history"})
         return
-    print_table(before_after_rows(metrics), ["condition", "untuned", "tuned", "human_ceiling", "n", "source"],
-                title=f"2AFC on held-out triplets ({metrics['mode']}); run saved to {cfg.out}")
+    sizes = f"{metrics['n_train']} training, {metrics['n_val']} validation triplets"
+    if "after" not in metrics:
+        typer.echo(f"run saved to {cfg.out}: {sizes}; validation 2AFC {metrics['best_val_2afc']:.3f} "
+                   f"(early stopping only). Held-out scores: --eval-split reference")
+        return
+    print_table(before_after_rows(metrics), ["condition", "untuned", "plain MLP", "tuned", "human_ceiling", "n"],
+                title=f"2AFC on {metrics['n_test']} held-out {metrics['source']} triplets (split {metrics['split']}, "
+                      f"{sizes}); run saved to {cfg.out}")
+    if "lighting" in metrics["after"]:
+        typer.echo(f"relit = {metrics['after']['lighting']['relighting']} (not real renders under other lights)")
 
 
 @app.command("annotate")

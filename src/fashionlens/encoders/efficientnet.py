@@ -70,9 +70,11 @@ class EfficientNetLiteEncoder(Encoder):
         return self._model
 
     @model.setter
-    def model(self, module: Any) -> None:  # e.g. wrapped by PEFT: no longer the weights file's
-        self._set_model(module)
-        self._weights_key = None
+    def model(self, module: Any) -> None:  # e.g. wrapped by PEFT (kept as it is): no longer the weights file's
+        from fashionlens.encoders.onnx_runtime import weights_version
+
+        self._model, self._weights_key = module, None
+        self._built_version = weights_version(module)
 
     @property
     def device(self) -> Any:

@@ -16,6 +16,7 @@ from fashionlens.encoders.registry import (
     register_run_loader,
     resolve_ref,
 )
+from fashionlens.errors import InvalidInputError
 from fashionlens.manifest import read_manifest, write_manifest
 
 HEAD_FILE = "head.safetensors"
@@ -81,20 +82,47 @@ def timm_encoder(arch: str = "vit_tiny_patch16_224", seed: int = 0, weights: str
 
 
 class PerceptualEncoder(Encoder):
-    """Features of one base encoder, or several side by side (ensemble), through a trained head."""
+    """Features of one base encoder, or several side by side (ensemble), through a trained head.
+
+    config "inputs" (default ["rgb"]): what each base sees, side by side: the photo ("rgb") and/or
+    lighting-invariant versions of it (`lighting.INVARIANT_INPUTS`); "pool_views" (default 1): base
+    features averaged over the first k of the eight flips / quarter turns (highlights move with the
+    light; the material does not).
+    """
 
     modalities = ("image",)
 
     def __init__(self, bases: list[Encoder], head: Any | None, config: dict[str, Any], name: str = "perceptual"):
+        from fashionlens.encoders.lighting import INVARIANT_INPUTS
+
         self.bases, self.head, self.config, self.name = list(bases), head, dict(config), name
-        self.dim = sum(b.dim for b in self.bases)
+        self.inputs = list(self.config.get("inputs") or ["rgb"])
+        self.pool_views = int(self.config.get("pool_views") or 1)
+        unknown = sorted(set(self.inputs) - {"rgb", *INVARIANT_INPUTS})
+        if unknown or not 1 <= self.pool_views <= 8:
+            raise InvalidInputError(f"perceptual encoder: unknown input(s) {unknown} (use rgb, "
+                                    f"{', '.join(INVARIANT_INPUTS)}) or pool_views {self.pool_views} not in 1-8")
+        self.dim = sum(b.dim for b in self.bases) * len(self.inputs)
         self.preprocess = self.bases[0].preprocess
         self.batch_size = max(b.batch_size for b in self.bases)
         self._hash = ""
 
     def features(self, images: list[Any]) -> np.ndarray:
-        """The base features (unit norm per base, concatenated) before the head."""
-        return np.concatenate([b.encode_images(images) for b in self.bases], axis=1)
+        """The head's input: per input kind and base, unit-norm features (pooled over flips / turns),
+        side by side."""
+        from fashionlens.catalog.images import open_image
+        from fashionlens.encoders.base import l2_normalize
+        from fashionlens.encoders.lighting import INVARIANT_INPUTS, dihedral, to_float, to_pil
+
+        if self.inputs == ["rgb"] and self.pool_views == 1:
+            return np.concatenate([b.encode_images(images) for b in self.bases], axis=1)
+        arrays = [to_float(open_image(im) if isinstance(im, (str, Path)) else im) for im in images]
+        parts = []
+        for kind in self.inputs:
+            seen = arrays if kind == "rgb" else [INVARIANT_INPUTS[kind](a) for a in arrays]
+            views = [[to_pil(dihedral(a, k)) for a in seen] for k in range(self.pool_views)]
+            parts += [l2_normalize(np.mean([b.encode_images(v) for v in views], axis=0)) for b in self.bases]
+        return np.concatenate(parts, axis=1)
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """Map already-computed base features (e.g. cached) through the head."""
@@ -111,7 +139,8 @@ class PerceptualEncoder(Encoder):
     def fingerprint(self) -> str:
         if not self._hash:
             self._hash = _weights_hash(self)
-        return f"{self.name}|{'+'.join(b.fingerprint() for b in self.bases)}|{self._hash}"
+        return (f"{self.name}|{'+'.join(b.fingerprint() for b in self.bases)}|{self._hash}"
+                f"|{'+'.join(self.inputs)}|pool{self.pool_views}")
 
     def card(self) -> ModelCard:
         mode = self.config.get("mode", "mlp")

@@ -26,7 +26,7 @@ from fashionlens.perceptual.data import (
 
 __all__ = [
     "Triplets", "cosine_distances", "evaluate_encoder", "human_ceiling", "load_triplets",
-    "mine_proxy_triplets", "photometric", "save_triplets", "split_by_reference", "two_afc",
+    "mine_proxy_triplets", "photometric", "save_triplets", "split_by_reference", "summarize", "two_afc",
     "two_afc_scores", "view_features",
 ]
 
@@ -40,7 +40,12 @@ def two_afc_scores(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray) 
 def two_afc(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray, n_boot: int = 1000,
             seed: int = 0) -> dict[str, Any]:
     """Vote-weighted 2AFC accuracy with a 95% percentile bootstrap CI over triplets."""
-    s = two_afc_scores(d_left, d_right, p_left)
+    return summarize(two_afc_scores(d_left, d_right, p_left), n_boot, seed)
+
+
+def summarize(scores: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Mean of per-triplet 2AFC credits (or of paired differences) with a 95% bootstrap CI."""
+    s = np.asarray(scores, dtype=np.float64)
     if not len(s):
         raise InvalidInputError("no triplets to score")
     lo, hi = bootstrap_ci(s, n_boot, seed) if n_boot and len(s) > 1 else (float(s.mean()), float(s.mean()))
@@ -61,17 +66,32 @@ def cosine_distances(features: np.ndarray, index: np.ndarray) -> tuple[np.ndarra
     return 1.0 - (r * a).sum(1), 1.0 - (r * b).sum(1)
 
 
+def _relit(img: Any, rng: np.random.Generator, strength: float) -> Any:
+    from fashionlens.encoders.lighting import relight, to_float, to_pil
+
+    return to_pil(relight(to_float(img), rng, strength))
+
+
+VIEW_FAMILIES = {"photometric": photometric, "relight": _relit}
+
+
 def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, strength: float = 1.0,
-                  seed: int = 0, cache_dir: str | Path | None = None) -> np.ndarray:
-    """(n_images, n_views, dim) features; view 0 is the photo as is, the others photometric variants.
+                  seed: int = 0, cache_dir: str | Path | None = None, family: str = "photometric") -> np.ndarray:
+    """(n_images, n_views, dim) features; view 0 is the photo as is, the others random variants of
+    `family`: "photometric" (brightness / contrast / gamma / hue, the training jitter) or "relight"
+    (colour temperature, exposure, highlight gain, flip / turn: the held-out relighting proxy).
 
     Several encoders (an ensemble) give their unit-norm features side by side. With `cache_dir`
     the table is stored as .npy keyed by the encoders' fingerprints, the paths and the view settings.
     """
     from fashionlens.catalog.images import open_image
 
+    if family not in VIEW_FAMILIES:
+        raise InvalidInputError(f"unknown view family '{family}' (use {' or '.join(VIEW_FAMILIES)})")
+    change = VIEW_FAMILIES[family]
     encs = list(encoders) if isinstance(encoders, (list, tuple)) else [encoders]
-    key = hashlib.blake2b(repr(([e.fingerprint() for e in encs], list(images), n_views, strength, seed))
+    settings = (n_views, strength, seed) if family == "photometric" else (n_views, strength, seed, family)
+    key = hashlib.blake2b(repr(([e.fingerprint() for e in encs], list(images), *settings))
                           .encode(), digest_size=10).hexdigest()
     cache = Path(cache_dir) / f"views-{key}.npy" if cache_dir is not None else None
     if cache is not None and cache.is_file():
@@ -82,7 +102,7 @@ def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, streng
     for start in range(0, len(images), chunk):
         photos = [open_image(p) for p in images[start : start + chunk]]
         for v in range(n_views):
-            views = photos if v == 0 else [photometric(im, rng, strength) for im in photos]
+            views = photos if v == 0 else [change(im, rng, strength) for im in photos]
             out[start : start + len(photos), v] = np.concatenate([e.encode_images(views) for e in encs], axis=1)
     if cache is not None:
         from fashionlens.utils import atomic_write
@@ -96,14 +116,16 @@ def evaluate_encoder(encoder: Any, triplets: Triplets, lighting: float | None = 
                      n_boot: int = 1000, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """2AFC of an encoder (or an ensemble list) on triplets, plus the human ceiling.
 
-    `lighting`: if set, every image is first photometrically changed with this strength (one fixed
-    random view per image), simulating the same items photographed under other lighting.
+    `lighting`: if set, every image is first relit with this strength (`lighting.relight`, one
+    fixed random view per image): a SYNTHETIC proxy of the same items under other lighting, from a
+    family of changes (colour temperature, highlights, flips) the training jitter never makes.
     """
     images = triplets.images
     if lighting is None:
         feats = view_features(encoder, images, 1, cache_dir=cache_dir)[:, 0]
     else:
-        feats = view_features(encoder, images, 2, strength=lighting, seed=seed, cache_dir=cache_dir)[:, 1]
+        feats = view_features(encoder, images, 2, strength=lighting, seed=seed, cache_dir=cache_dir,
+                              family="relight")[:, 1]
     d_l, d_r = cosine_distances(feats, triplets.index(images))
     res = two_afc(d_l, d_r, triplets.p_left, n_boot=n_boot, seed=seed)
     res["human_ceiling"] = human_ceiling(triplets.p_left)

@@ -71,10 +71,18 @@ class PerceptualConfig(Config):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5
-    n_views: int = 4  # cached photometric views per image (view 0 = as is); lora augments on the fly
-    aug_strength: float = 2.0  # as strong as the "other lighting" test: same clean 2AFC, robust to relighting (docs/bench/perceptual.md)
-    eval_lighting: float = 2.0  # strength of the "other lighting" test views (0 = skip)
-    split: str = "reference"  # "reference": hold out reference images; "column": use the split column
+    # cached views per image (view 0 = as is, the others photometric jitter); lora augments on the fly.
+    # 1 (no jitter): the jitter cost relit 2AFC on held-out references (docs/bench/perceptual.md)
+    n_views: int = 1
+    aug_strength: float = 2.0  # photometric jitter strength of views 1.. (n_views > 1) and of LoRA's photos
+    eval_lighting: float = 2.0  # strength of the synthetic relighting proxy (lighting.relight) at test (0 = skip)
+    # what the bases see, side by side: the photo and lighting-invariant versions (lighting.INVARIANT_INPUTS);
+    # photo + grey world, pooled over all 8 flips / turns, cut the relighting gap 5x (docs/bench/perceptual.md)
+    inputs: list[str] = field(default_factory=lambda: ["rgb", "grey_world"])
+    pool_views: int = 8  # base features averaged over this many flips / quarter turns (1-8)
+    # evaluation split, only when asked: "none" (train on every triplet outside validation),
+    # "reference" (hold out test_size of the reference images) or "column" (the CSV's split column)
+    split: str = "none"
     test_size: float = 0.2
     val_size: float = 0.15
     seed: int = 0
