@@ -150,3 +150,19 @@ def test_fusion_ranks_each_candidate_by_its_place_in_each_list():
     assert pos[:2].tolist() == [3, 7] and list(score) == sorted(score, reverse=True)  # in both lists: first
     empty = fuse(np.array([-1, -1]), np.array([], dtype=np.int64), None, 5, FusionConfig())
     assert len(empty[0]) == 0
+
+
+def test_facet_hits_name_rows_that_carry_the_value():
+    import pandas as pd
+
+    from fashionlens.index.keyword import Analyzer
+    from fashionlens.search.query import FacetMatch, Facets
+
+    df = pd.DataFrame({"id": list("abcd"), "text": ["x"] * 4, "baseColour": ["Red", "Navy Blue", "red", None],
+                       "articleType": ["Tshirts", "Tshirts", "Dresses", "Dresses"]})
+    f = Facets(df, Analyzer())
+    m = f.match("navy blue dresses")
+    assert [x.phrase for x in m] == ["navy blue", "dress"]
+    got = f.satisfied(m + [FacetMatch("pink", (("baseColour", "Pink"),))], np.array([3, 1, 2, 0]))
+    assert got.tolist() == [[False, True, False], [True, False, False], [False, True, False], [False, False, False]]
+    assert f.satisfied([FacetMatch("red", (("baseColour", "RED"),))], np.array([0, 2, 1]))[:, 0].tolist() == [True, True, False]
