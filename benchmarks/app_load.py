@@ -53,10 +53,10 @@ def make_index(work: Path, n_encoder_items: int = 300) -> Path:
     return big_dir
 
 
-def cpu_breakdown(index: Path, n: int = 30) -> None:
-    """CPU time of one search request's stages, single-threaded (contention on a shared machine
-    inflates wall-clock latency, much less the CPU time each request needs): the text tower as
-    loaded (torch) and as the server runs it (`Encoder.for_serving`, e.g. ONNX Runtime)."""
+def cpu_breakdown(index: Path, queries: list[str], n: int = 30) -> None:
+    """CPU time of one search request's stages, single-threaded, real product names as queries
+    (contention on a shared machine inflates wall-clock latency, much less the CPU time each request
+    needs): the text tower as loaded (torch) and as the server runs it (`Encoder.for_serving`)."""
     import faiss
     import torch
 
@@ -71,7 +71,7 @@ def cpu_breakdown(index: Path, n: int = 30) -> None:
         enc_t, knn = [], []
         for i in range(n):
             c0 = time.thread_time()
-            q = enc.encode_texts([f"query number {i}"])
+            q = enc.encode_texts([queries[-1 - i]])  # real names (short made-up queries cost ~1/3 less)
             c1 = time.thread_time()
             idx.index.search(q, 12)
             knn.append(time.thread_time() - c1)
@@ -94,6 +94,7 @@ async def run_level(base: str, clients: int, queries: list[str], seconds: float,
     import httpx
 
     lat: list[float] = []
+    asked: set[str] = set()  # to report that every query was new (the server's query cache never answers)
     errors = 0
     sent = 0
     stop_at = time.perf_counter() + seconds
@@ -102,6 +103,7 @@ async def run_level(base: str, clients: int, queries: list[str], seconds: float,
         nonlocal errors, sent
         while sent < max_requests and time.perf_counter() < stop_at:
             q = queries[sent % len(queries)]
+            asked.add(q.strip().lower())
             sent += 1
             t0 = time.perf_counter()
             try:
@@ -120,7 +122,8 @@ async def run_level(base: str, clients: int, queries: list[str], seconds: float,
     wall = time.perf_counter() - t0
     ms = np.asarray(lat) * 1000
     return {"clients": clients, "requests": len(lat), "errors": errors, "p50_ms": float(np.percentile(ms, 50)),
-            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()), "rps": len(lat) / wall}
+            "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()), "rps": len(lat) / wall,
+            "distinct": len(asked)}
 
 
 def main() -> None:
@@ -142,11 +145,12 @@ def main() -> None:
     os.environ.setdefault("FASHIONLENS_PROGRESS", "0")
 
     index = args.index or make_index(args.work)
-    cpu_breakdown(index)
     import pandas as pd
 
     names = pd.read_parquet(index / "catalog.parquet", columns=["text"])["text"].drop_duplicates()
-    queries = names.sample(frac=1, random_state=0).tolist()[: 20 if args.repeat else None]
+    queries = names.sample(frac=1, random_state=0).tolist()
+    cpu_breakdown(index, queries)  # from the end of the list: names the load levels do not reach
+    queries = queries[: 20 if args.repeat else None]
     for workers in args.workers:
         for optimize in (True, False) if args.baseline else (True,):
             serve_and_load(index, queries, args, workers, optimize)
@@ -181,14 +185,14 @@ def serve_and_load(index: Path, queries: list[str], args: argparse.Namespace, wo
               f"{time.perf_counter() - t0:.1f} s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         offset = 0
-        print("| mode | clients | requests | errors | p50 ms | p95 ms | max ms | req/s | load avg |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| mode | clients | requests | distinct queries | errors | p50 ms | p95 ms | max ms | req/s | load avg |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in args.clients:
             for mode, page in [(m, False) for m in args.modes] + ([(m, True) for m in args.modes] if args.page else []):
                 qs = queries if args.repeat else queries[offset:] + queries[:offset]  # fresh queries per level
                 res = asyncio.run(run_level(base, c, qs, args.seconds, args.requests, mode, page))
                 offset += res["requests"]
-                print(f"| {mode}{' page' if page else ''} | {c} | {res['requests']} | {res['errors']} | {res['p50_ms']:.1f} | {res['p95_ms']:.1f} | "
+                print(f"| {mode}{' page' if page else ''} | {c} | {res['requests']} | {res['distinct']} | {res['errors']} | {res['p50_ms']:.1f} | {res['p95_ms']:.1f} | "
                       f"{res['max_ms']:.1f} | {res['rps']:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
     finally:
         server.terminate()

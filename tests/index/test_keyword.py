@@ -71,3 +71,18 @@ def test_saves_reloads_and_edits_copy_on_write(df, tmp_path):
     assert fresh.search("skirt")[0] == ["5"] and "1" not in fresh.search("nike")[0] and len(fresh) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [KEYWORD_DIR]  # no temp folders left behind
     assert KeywordIndex.load(tmp_path / "nothing") is None
+
+
+def test_hits_keep_their_ids_across_edits_and_compaction(df, tmp_path):
+    """Hits are read by Lance row id and mapped to item ids: the map must follow every edit, including
+    the compaction of `save` (which renumbers rows), or a search would name the wrong items."""
+    kw = KeywordIndex.from_catalog(df)
+    assert kw.search("navy blue tshirt")[0][0] == "4"  # the row-id map is built here
+    kw.remove(["1", "2"])
+    kw.add(_frame([["6", "", "Zara Women Green Skirt", "Skirts", "Green"], ["7", "", "Nike Men Grey Hoodie", "Sweatshirts", "Grey"]]))
+    kw.save(tmp_path)
+    for item_id, name in [("3", "adidas black sneakers"), ("4", "roadster navy blue"), ("6", "zara green skirt"),
+                          ("7", "nike grey hoodie")]:
+        assert kw.search(name)[0][0] == item_id, name
+        assert KeywordIndex.load(tmp_path).search(name)[0][0] == item_id
+    assert not {"1", "2"} & set(kw.search("nike puma red white dress tshirt")[0])

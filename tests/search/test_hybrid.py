@@ -136,3 +136,33 @@ def test_a_typed_product_name_finds_every_item_of_that_name_first(idx):
     assert "name" not in hits[1]["why"]
     twins = idx.search("Acme Women Red Dress", k=3)  # names repeat: both items of that name lead
     assert [h["text"] for h in twins[:2]] == ["Acme Women Red Dress"] * 2 and twins[2]["text"] != "Acme Women Red Dress"
+
+
+def test_fusion_ranks_each_candidate_by_its_place_in_each_list():
+    from fashionlens.search.hybrid import fuse
+
+    vec = np.array([7, 3, 9, -1, -1])  # -1: padding of a filtered search
+    kw = np.array([3, 12, 7])
+    pos, score, ranks = fuse(vec, kw, None, 10, FusionConfig())
+    want = {7: (0, 2), 3: (1, 0), 9: (2, -1), 12: (-1, 1)}
+    assert sorted(pos.tolist()) == [3, 7, 9, 12]
+    assert [(int(v), int(k)) for v, k in zip(ranks["vector"], ranks["keyword"], strict=True)] == [want[int(p)] for p in pos]
+    assert pos[:2].tolist() == [3, 7] and list(score) == sorted(score, reverse=True)  # in both lists: first
+    empty = fuse(np.array([-1, -1]), np.array([], dtype=np.int64), None, 5, FusionConfig())
+    assert len(empty[0]) == 0
+
+
+def test_facet_hits_name_rows_that_carry_the_value():
+    import pandas as pd
+
+    from fashionlens.index.keyword import Analyzer
+    from fashionlens.search.query import FacetMatch, Facets
+
+    df = pd.DataFrame({"id": list("abcd"), "text": ["x"] * 4, "baseColour": ["Red", "Navy Blue", "red", None],
+                       "articleType": ["Tshirts", "Tshirts", "Dresses", "Dresses"]})
+    f = Facets(df, Analyzer())
+    m = f.match("navy blue dresses")
+    assert [x.phrase for x in m] == ["navy blue", "dress"]
+    got = f.satisfied(m + [FacetMatch("pink", (("baseColour", "Pink"),))], np.array([3, 1, 2, 0]))
+    assert got.tolist() == [[False, True, False], [True, False, False], [False, True, False], [False, False, False]]
+    assert f.satisfied([FacetMatch("red", (("baseColour", "RED"),))], np.array([0, 2, 1]))[:, 0].tolist() == [True, True, False]

@@ -63,8 +63,15 @@ def candidates(vec_pos: np.ndarray, kw_pos: np.ndarray) -> np.ndarray:
 
 
 def _ranks(cand: np.ndarray, ranked: np.ndarray) -> np.ndarray:
-    where = {int(p): r for r, p in enumerate(ranked) if p >= 0}
-    return np.asarray([where.get(int(p), -1) for p in cand], dtype=np.int64)
+    """Each candidate's 0-based rank in `ranked` (-1 pads it), -1 where absent; by sorted look-up,
+    not a dict of Python ints (0.6 ms of the request's Python time for 2 x 200 candidates)."""
+    at = np.flatnonzero(ranked >= 0)
+    if not len(at) or not len(cand):
+        return np.full(len(cand), -1, dtype=np.int64)
+    order = np.argsort(ranked[at], kind="stable")
+    sorted_pos = ranked[at][order]
+    i = np.minimum(np.searchsorted(sorted_pos, cand), len(sorted_pos) - 1)
+    return np.where(sorted_pos[i] == cand, at[order[i]], -1).astype(np.int64)
 
 
 def explain(mode: str, facets: list[FacetMatch], hit_facets: np.ndarray | None, terms: list[str],

@@ -260,24 +260,23 @@ class SearchIndex:
         return [self._hits(pos, sc, why) for pos, sc, why in self.rank(queries, vecs, k, mask, mode, words)]
 
     def rank(self, queries: list[str], vecs: np.ndarray | None, k: int, mask: np.ndarray | None = None,
-             mode: str = "hybrid", words: list[tuple[np.ndarray, np.ndarray]] | None = None
-             ) -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
+             mode: str = "hybrid", words: list[tuple[np.ndarray, np.ndarray]] | None = None,
+             side: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]]:
         """(row positions, scores, whys) per query, for queries already encoded (`vecs`, one row each;
         None in keyword mode). The vector side of all queries is one index scan. `words`: each query's
-        keyword side when already fetched (`keyword_side`)."""
+        keyword side when already fetched (`keyword_side`); `side`: the vector side when already
+        searched (`vector_side`, at least k deep, or `fusion.candidates` outside vector mode)."""
+        n_cand = k if mode == "vector" else max(self.fusion.candidates, k)
+        if vecs is not None:
+            vp = (side if side is not None else self.vector_side(vecs, n_cand, mask))[1][:, :n_cand]
         if mode == "vector":
-            self._check_dim(vecs)
             out = []
-            for q, p in zip(vecs, self.index.search(vecs, k, mask)[1]):
+            for q, p in zip(vecs, vp):
                 p = p[p >= 0]
                 s = self.index.vectors[p] @ q  # the same arithmetic alone or in a batch (faiss and BLAS round apart)
                 out.append((p, s, [{"mode": mode, "terms": [], "vector": round(float(x), 4), "vector_rank": r}
                                    for r, x in enumerate(s)]))
             return out
-        n_cand = max(self.fusion.candidates, k)
-        if vecs is not None:
-            self._check_dim(vecs)
-            vs, vp = self.index.search(vecs, n_cand, mask)
         out = []
         for i, q in enumerate(queries):
             kp, ks = words[i] if words is not None else self.keyword_side(q, n_cand, mask)
@@ -295,6 +294,11 @@ class SearchIndex:
             cos = self.index.vectors[pos] @ vecs[i] if vecs is not None and len(pos) else None
             out.append((pos, score, self._whys(q, mode, pos, matches, hits, cos, ranks)))
         return out
+
+    def vector_side(self, vecs: np.ndarray, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, row positions) of the `depth` nearest rows per query vector: one index scan for all."""
+        self._check_dim(vecs)
+        return self.index.search(vecs, depth, mask)
 
     def keyword_side(self, query: str, limit: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Row positions and BM25 scores of the keyword hits (alive, allowed by `mask`), best first.

@@ -58,7 +58,12 @@ class Facets:
         self.analyzer = analyzer
         cols: dict[str, list[str]] = {c: df[c].fillna("").astype(str).tolist() for c in label_columns(df)}
         cols |= derived_facets(df)
-        self.values = {c: np.asarray([v.lower() for v in vals], dtype=object) for c, vals in cols.items()}
+        # per column: each row's value as an integer code (comparing the codes of the ~400 fused candidates
+        # is cheaper than comparing their strings), and the code of each lower-cased value
+        self._codes: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+        for c, vals in cols.items():
+            names, codes = np.unique(np.asarray([v.lower() for v in vals], dtype=object), return_inverse=True)
+            self._codes[c] = ({v: i for i, v in enumerate(names)}, codes.astype(np.int32))
         self._phrases: dict[tuple[str, ...], set[tuple[str, str]]] = defaultdict(set)
         for col, vals in cols.items():
             for v in set(vals):
@@ -90,5 +95,6 @@ class Facets:
         out = np.zeros((len(rows), len(matches)), dtype=bool)
         for j, m in enumerate(matches):
             for col, val in m.values:
-                out[:, j] |= self.values[col][rows] == val.lower()
+                code_of, codes = self._codes[col]
+                out[:, j] |= codes[rows] == code_of.get(val.lower(), -1)
         return out
