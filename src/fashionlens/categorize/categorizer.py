@@ -212,11 +212,14 @@ class Categorizer:
             self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates, names=self._prompt_names())
         elif cfg.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig, finetune
+            from fashionlens.categorize.tune_cached import finetune_cached
 
             pos = oversample(yi_tr, cfg.oversample_to, cfg.seed) if cfg.balance == "oversample" else np.arange(len(tr))
-            self._encoder, self.head_, self.history_ = finetune(
-                self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_), weights,
-                TuneConfig.from_dict(cfg.tune, "fine-tune options (tune)"), log, self.progress, checkpoint)
+            tcfg = TuneConfig.from_dict(cfg.tune, "fine-tune options (tune)")
+            args = (self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_),
+                    weights, tcfg, log, self.progress)
+            self._encoder, self.head_, self.history_ = (finetune_cached(*args) if tcfg.cached
+                                                        else finetune(*args, checkpoint))
         else:
             tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
             va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
@@ -225,16 +228,15 @@ class Categorizer:
                 if cfg.balance == "oversample":
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
-                val = (va_views, yi_va) if len(va) else ([tr_views[0]], yi_tr)
                 self.head_ = MLPHead(**{"seed": cfg.seed, **cfg.head}).fit(
-                    X, yy, len(self.classes_), val, weights, list(self.classes_), log)
+                    X, yy, _sample_weight(weights, yy), eval_set=(va_views, yi_va) if len(va) else None, log=log)
                 self.history_ = self.head_.history_
             else:
                 X, yy = tr_views[0], yi_tr
                 if cfg.balance == "oversample":
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
-                self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, len(self.classes_), weights)
+                self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, _sample_weight(weights, yy))
         if len(va) and cfg.method not in ("head", "finetune"):  # one summary line for heads without epochs
             proba = self._combine(va_views or self._views(catalog.subset(va)))
             m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
@@ -266,7 +268,13 @@ class Categorizer:
 
     # ---- predict ------------------------------------------------------------------------------
     def _combine(self, views: list[np.ndarray]) -> np.ndarray:
-        return np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
+        proba = np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
+        cols = getattr(self.head_, "classes_", None)  # a trained head's columns: the classes it saw
+        if cols is None or len(cols) == len(self.classes_):
+            return proba
+        out = np.zeros((len(proba), len(self.classes_)), np.float32)  # a class it never saw: probability 0
+        out[:, np.asarray(cols, np.int64)] = proba
+        return out
 
     def predict_proba(self, images: Catalog | list[Any]) -> np.ndarray:
         """(n, n_classes) probabilities for photos (paths, PIL images or a Catalog); columns = classes_."""
@@ -445,6 +453,10 @@ def _resolve(name: str, root: Path, method: str) -> str:
         p = resolve_run_dir(name, root)
         return str(p) if p.is_dir() else name  # a folder, else a registry name
     return resolve_ref(name, root)
+def _sample_weight(class_weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
+    return None if class_weight is None else class_weight[y]
+
+
 def _decoded_only(views: list[np.ndarray], y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Views and labels without the items whose photo failed to decode (zero rows, already reported)."""
     ok = decoded(views[0])
