@@ -39,6 +39,7 @@ from fashionlens.categorize.heads import (
     ZeroShotHead,
     build_captioner,
 )
+from fashionlens.categorize.select import DEFAULT_CANDIDATES, check_candidates
 from fashionlens.config import Config
 from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
@@ -53,7 +54,7 @@ from fashionlens.utils import (
     write_json,
 )
 
-METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
+METHODS = ("auto", "zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
 FORMAT = "fashionlens.categorizer/1"
 # a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
@@ -66,7 +67,8 @@ class CategorizeConfig(Config):
 
     label: str = "articleType"
     encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
-    method: str = "head"
+    method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
     val_size: float = 0.1  # share of the fit catalog held out for early stopping / model choice
     seed: int = 0
@@ -95,6 +97,8 @@ class CategorizeConfig(Config):
         if self.augment not in ("none", "flip", "random"):
             raise InvalidInputError(f"unknown augment '{self.augment}'; choose none, flip or random")
         self.templates = tuple(self.templates)
+        self.candidates = tuple(self.candidates)
+        check_candidates(self.candidates)
         if self.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig
 
@@ -181,6 +185,10 @@ class Categorizer:
         """Fit on a catalog: seeded stratified train/val split, rare-class merge, balancing, head.
         `checkpoint` (method finetune): a folder where each epoch is saved and a rerun resumes."""
         cfg = self.config
+        if cfg.method == "auto":
+            from fashionlens.categorize.select import fit_auto
+
+            return fit_auto(self, catalog, log_path)
         t0 = time.perf_counter()
         y_all = clean_labels(catalog.column(cfg.label))
         has = np.flatnonzero(y_all != "")
@@ -385,6 +393,7 @@ class Categorizer:
             "hierarchy": self.hierarchy_.to_dict(),
             "head": {"kind": self.head_.kind, "params": self.head_.params()},
             "n_train": self.n_train_, "n_val": self.n_val_, "fit_seconds": round(self.fit_seconds_, 2),
+            "selection": getattr(self, "selection_", None),  # method auto: the candidates' validation scores
         })
 
     @staticmethod
@@ -429,6 +438,8 @@ class Categorizer:
         self.history_ = [json.loads(x) for x in log.read_text().splitlines() if x] if log.is_file() else []
         self.n_train_, self.n_val_ = meta.get("n_train", 0), meta.get("n_val", 0)
         self.fit_seconds_ = meta.get("fit_seconds", 0.0)
+        if meta.get("selection"):
+            self.selection_ = meta["selection"]
         return self
 
     def _check_fitted(self) -> None:

@@ -24,13 +24,20 @@ from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
 
+_PARTS = ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "forward_head")
+
+
+def can_split(model: Any) -> bool:
+    """Whether `split_model` knows this network (timm EfficientNet / MobileNet-style)."""
+    return model is not None and all(hasattr(model, a) for a in _PARTS)
+
 
 def split_model(model: Any, unfreeze_blocks: int) -> tuple[Any, Any]:
     """(prefix, suffix) modules of a timm EfficientNet-style network (`conv_stem`, `blocks`, `conv_head`):
     suffix(prefix(x)) == unit-normalised model(x)."""
     from torch import nn
 
-    if not all(hasattr(model, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "forward_head")):
+    if not can_split(model):
         raise InvalidInputError(f"cached fine-tuning needs a timm EfficientNet-style backbone; "
                                 f"{type(model).__name__} is not one: use tune={{'cached': False}}")
     start = len(model.blocks) - unfreeze_blocks
