@@ -44,7 +44,7 @@ from fashionlens.config import Config
 from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
-from fashionlens.evaluation.classification import classification_metrics
+from fashionlens.evaluation.classification import classification_metrics, metric_cis
 from fashionlens.utils import (
     atomic_dir,
     atomic_write,
@@ -346,6 +346,7 @@ class Categorizer:
             ok = decoded(views[0])
             sub, yi, proba = sub.subset(np.flatnonzero(ok)), yi[ok], self._combine([v[ok] for v in views])
         res = classification_metrics(yi, proba.argmax(1), list(self.classes_), proba)
+        res["ci95"] = metric_cis(yi, proba.argmax(1), len(self.classes_))  # bootstrap over the scored items
         res["labels_unseen"] = {"n": int((~known).sum()), "labels": dict(sorted(unseen.items()))}
         res["label"], res["method"], res["encoder"] = label, self.config.method, self.config.encoder
         res["levels"] = {}
