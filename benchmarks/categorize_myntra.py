@@ -118,6 +118,16 @@ def main() -> None:
                    "per_class": res["per_class"]}  # kept in results.json: macro F1 hinges on the rare classes
             results.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "per_class"}), flush=True)
+            for name, cand in getattr(clf, "candidates_", {}).items():  # auto: every candidate on the same test
+                if name == clf.selection_["chosen"]:
+                    continue
+                r = cand.evaluate(test)
+                results.append({**{k: row[k] for k in ("label", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
+                                "encoder": cand.encoder.fingerprint(), "n_test": r["n"], "accuracy": r["accuracy"],
+                                "top5_accuracy": r["top5_accuracy"], "macro_f1": r["macro_f1"],
+                                "weighted_f1": r["weighted_f1"], "fit_seconds": cand.fit_seconds_, "ci95": r["ci95"],
+                                "per_class": r["per_class"]})
+                print(json.dumps({k: v for k, v in results[-1].items() if k != "per_class"}), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     lines = ["| label | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",
