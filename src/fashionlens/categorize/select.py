@@ -77,7 +77,7 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
         sub_cfg = candidate_config(cfg, name)
         enc = clf._encoder
         if sub_cfg.method == "finetune":  # it changes the backbone's weights in place: its own copy
-            enc = copy.deepcopy(enc) if given else clf._create(cfg.encoder, "config.encoder")
+            enc = _own_weights(enc) if given else clf._create(cfg.encoder, "config.encoder")
         sub = Categorizer(sub_cfg, encoder=enc, cache_dir=clf.cache_dir, progress=clf.progress)
         sub.fit(catalog, log_path=None if log_path is None else f"{log_path}.{name}")
         fitted[name] = sub
@@ -96,3 +96,12 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
     clf.candidates_ = fitted
     clf.fit_seconds_ = time.perf_counter() - t0
     return clf
+
+
+def _own_weights(encoder: Any) -> Any:
+    """A shallow copy of the encoder with its own copy of the network (runtime sessions stay shared:
+    they are keyed by the weights they were exported from)."""
+    own = copy.copy(encoder)
+    if getattr(encoder, "model", None) is not None:
+        own.model = copy.deepcopy(encoder.model)
+    return own
