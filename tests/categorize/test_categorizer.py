@@ -97,6 +97,8 @@ def test_mlp_head_beats_chance_logs_epochs_and_round_trips(toy, tmp_path):
     assert res["levels"]["masterCategory"]["accuracy"] > 0.8  # marginal over article types (chance: 2/3)
     log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log and {"epoch", "train_loss", "val_macro_f1", "top_confusions"} <= set(log[0])
+    named = {c[k] for r in log for c in r["top_confusions"] for k in ("true", "predicted")}
+    assert named and named <= set(clf.classes_)  # the log names classes, not column numbers
     best = max(log, key=lambda r: r["val_macro_f1"])
     assert clf.head_.best_epoch_ == min(r["epoch"] for r in log if r["val_macro_f1"] >= best["val_macro_f1"] - 1e-4)
 

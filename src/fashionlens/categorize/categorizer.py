@@ -237,7 +237,8 @@ class Categorizer:
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
                 self.head_ = MLPHead(**{"seed": cfg.seed, **cfg.head}).fit(
-                    X, yy, _sample_weight(weights, yy), eval_set=(va_views, yi_va) if len(va) else None, log=log)
+                    X, yy, _sample_weight(weights, yy), eval_set=(va_views, yi_va) if len(va) else None, log=log,
+                    class_names=list(self.classes_))
                 self.history_ = self.head_.history_
             else:
                 X, yy = tr_views[0], yi_tr

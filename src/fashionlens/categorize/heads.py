@@ -219,7 +219,8 @@ class MLPHead(_Head):
         return nn.Sequential(nn.Linear(d, self.hidden), nn.GELU(), nn.Dropout(self.dropout), nn.Linear(self.hidden, k))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, eval_set: tuple[list[Any], Any] | None = None,
-            log: Callable[[dict[str, Any]], None] | None = None) -> MLPHead:
+            log: Callable[[dict[str, Any]], None] | None = None, class_names: Sequence[str] | None = None) -> MLPHead:
+        """`class_names[label]`: how the per-epoch log names a class (default: the label itself)."""
         import torch
 
         from fashionlens.train.engine import FitConfig, fit
@@ -234,8 +235,8 @@ class MLPHead(_Head):
         torch.manual_seed(self.seed)
         self.mean_, self.scale_ = _standardise(X)
         self.net_ = self._net(X.shape[1], len(self.classes_))
-        task = _FeatureBatches(self, torch.from_numpy((X - self.mean_) / self.scale_), yi, sw, val,
-                               [str(c) for c in self.classes_])
+        names = [str(class_names[c] if class_names is not None else c) for c in self.classes_]
+        task = _FeatureBatches(self, torch.from_numpy((X - self.mean_) / self.scale_), yi, sw, val, names)
         has_val = val is not None and len(val[1]) > 0
         cfg = FitConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, schedule="onecycle",
                         warmup=0.1, monitor="val_macro_f1" if has_val else None, min_delta=1e-4,
