@@ -18,9 +18,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 RUNS = {  # name -> CategorizeConfig overrides
-    # the default: probe, MLP head and the cached fine-tune fitted, one kept by the validation rule (select.py)
+    # the default: probe and MLP head fitted, one kept by the validation rule (select.py)
     "auto": {"method": "auto"},
-    "auto-frozen": {"method": "auto", "candidates": ("probe", "head")},  # without the (slow on CPU) fine-tune
+    "auto+finetune": {"method": "auto", "candidates": ("probe", "head", "finetune")},  # + the cached fine-tune
     # the last Lite0 block + a cosine classifier on cached activations of the frozen part (CPU minutes)
     "finetune-cached": {"method": "finetune", "tta": False,
                         "tune": {"cached": True, "unfreeze_blocks": 1, "epochs": 4, "patience": 2, "augment": False}},

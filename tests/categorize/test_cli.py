@@ -75,8 +75,8 @@ def test_a_bad_class_prompts_file_fails_before_any_work(myntra_dir, tmp_path):
 def test_default_train_prints_held_out_cis_beside_the_probe(myntra_dir, tmp_path, one_torch_thread):
     out, cache = tmp_path / "auto", tmp_path / "cache"
     args = ["train", str(myntra_dir), "--label", "masterCategory", "--limit", "90", "--no-tta", "--epochs", "3",
-            "--out", str(out), "--cache-dir", str(cache), "--no-check-images"]
-    r = runner.invoke(app, args)  # no --method: auto
+            "--candidates", "head,finetune", "--out", str(out), "--cache-dir", str(cache), "--no-check-images"]
+    r = runner.invoke(app, args)  # no --method: auto; the probe is a candidate whatever the list
     assert r.exit_code == 0, r.output
     assert "auto -> " in r.output and "chosen on validation" in r.output and "load average" in r.output
     assert "probe (baseline, same split)" in r.output and "95% bootstrap CIs" in r.output

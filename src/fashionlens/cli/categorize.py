@@ -61,6 +61,8 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
+    candidates: str = typer.Option("probe,head", help="method auto: what it chooses from, comma-separated "
+                                   "(probe, head, finetune = the last block on cached activations; slow on a CPU)"),
     baseline: bool = typer.Option(True, help="also fit the logistic probe and score it on the same held-out "
                                   "items (method auto fits it anyway)"),
     json_out: bool = typer.Option(False, "--json", help="print the training summary and held-out metrics as JSON"),
@@ -79,6 +81,7 @@ def train(
     cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
                            prompt_children=prompt_children, class_prompts=prompts,
+                           candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
                            head={"epochs": epochs} if epochs else {},
                            tune={"unfreeze_blocks": unfreeze_blocks, **({"epochs": epochs} if epochs else {})}
                            if method == "finetune" else {})
