@@ -70,6 +70,8 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
     from fashionlens.categorize.tune_cached import can_split
 
     cfg = clf.config
+    if cfg.val_size <= 0:
+        raise InvalidInputError("method 'auto' chooses on a validation split: set val_size > 0")
     given = clf._encoder is not None
     names = tuple(dict.fromkeys((BASELINE, *cfg.candidates)))
     check_candidates(names)
@@ -87,8 +89,9 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
         sub.fit(catalog, log_path=None if log_path is None else f"{log_path}.{name}")
         fitted[name] = sub
         best = next((r for r in reversed(sub.history_) if r.get("best")), None)
-        if best is None or "val_accuracy" not in best:
-            raise InvalidInputError("method 'auto' chooses on a validation split: set val_size > 0")
+        if best is None or "val_accuracy" not in best:  # a split too small to hold any item of a known class
+            raise InvalidInputError(f"method 'auto': candidate '{name}' has no validation score; "
+                                    f"raise val_size (now {cfg.val_size}) or label more items")
         scores[name] = {"accuracy": float(best["val_accuracy"]), "macro_f1": float(best["val_macro_f1"]),
                         "fit_seconds": round(sub.fit_seconds_, 1)}
     chosen = choose(scores)
