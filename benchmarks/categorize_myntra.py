@@ -18,6 +18,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 RUNS = {  # name -> CategorizeConfig overrides
+    # the default: probe and MLP head fitted, one kept by the validation rule (select.py)
+    "auto": {"method": "auto"},
+    "auto+finetune": {"method": "auto", "candidates": ("probe", "head", "finetune")},  # + the cached fine-tune
+    # the last Lite0 block + a cosine classifier on cached activations of the frozen part (CPU minutes)
+    "finetune-cached": {"method": "finetune", "tta": False,
+                        "tune": {"cached": True, "unfreeze_blocks": 1, "epochs": 4, "patience": 2, "augment": False}},
     "probe": {"method": "probe", "tta": False, "balance": "none"},
     "head": {"method": "head", "augment": "none", "tta": False, "head": {"epochs": 25, "patience": 5}},
     "head+flip+tta": {"method": "head", "augment": "flip", "tta": True, "head": {"epochs": 25, "patience": 5}},
@@ -39,6 +45,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/myntra"))
     ap.add_argument("--rows", type=int, default=None, help="first N rows of styles.csv (default: all)")
     ap.add_argument("--sample", type=int, default=0, help="add a seeded sample of N items (seed 0) to --rows")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="a seeded sample of N items (seed 0), as `categorize train --limit N` draws it")
     ap.add_argument("--labels", default="articleType,masterCategory,baseColour")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--encoder", default="efficientnet-lite0")
@@ -60,6 +68,8 @@ def main() -> None:
     from fashionlens.search.index import BuildConfig, SearchIndex, build_index
 
     cat = load_catalog(args.data, check_images=False)
+    if args.limit:
+        cat = cat.sample(args.limit, seed=0)
     if args.rows:
         import numpy as np
 
@@ -96,18 +106,29 @@ def main() -> None:
             clf = Categorizer(cfg, encoder=run_enc, cache_dir=args.cache).fit(
                 fit, log_path=run_dir / "train_log.jsonl",
                 checkpoint=run_dir / "checkpoint" if cfg.method == "finetune" else None)
-            fit_s = time.perf_counter() - t0
+            fit_s, load = time.perf_counter() - t0, os.getloadavg()
             res = clf.evaluate(test, report_dir=run_dir)
             row = {"label": label, "run": run, "encoder": run_enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
                    "classes": len(clf.classes_), "merged": len(clf.merged_), "accuracy": res["accuracy"],
                    "top5_accuracy": res["top5_accuracy"], "macro_f1": res["macro_f1"],
-                   "weighted_f1": res["weighted_f1"], "fit_seconds": round(fit_s, 1),
+                   "weighted_f1": res["weighted_f1"], "fit_seconds": round(fit_s, 1), "load_average": load,
+                   "ci95": res["ci95"], "selection": getattr(clf, "selection_", None),
                    "levels": {k: v["accuracy"] for k, v in res["levels"].items()},
                    "align_seconds": align_s if run_enc is aligned else None,
                    "best_epoch": max((r["epoch"] for r in clf.history_ if r.get("best")), default=None),
                    "per_class": res["per_class"]}  # kept in results.json: macro F1 hinges on the rare classes
             results.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "per_class"}), flush=True)
+            for name, cand in getattr(clf, "candidates_", {}).items():  # auto: every candidate on the same test
+                if name == clf.selection_["chosen"]:
+                    continue
+                r = cand.evaluate(test)
+                results.append({**{k: row[k] for k in ("label", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
+                                "encoder": cand.encoder.fingerprint(), "n_test": r["n"], "accuracy": r["accuracy"],
+                                "top5_accuracy": r["top5_accuracy"], "macro_f1": r["macro_f1"],
+                                "weighted_f1": r["weighted_f1"], "fit_seconds": cand.fit_seconds_, "ci95": r["ci95"],
+                                "per_class": r["per_class"]})
+                print(json.dumps({k: v for k, v in results[-1].items() if k != "per_class"}), flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     lines = ["| label | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",

@@ -97,6 +97,8 @@ def test_mlp_head_beats_chance_logs_epochs_and_round_trips(toy, tmp_path):
     assert res["levels"]["masterCategory"]["accuracy"] > 0.8  # marginal over article types (chance: 2/3)
     log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log and {"epoch", "train_loss", "val_macro_f1", "top_confusions"} <= set(log[0])
+    named = {c[k] for r in log for c in r["top_confusions"] for k in ("true", "predicted")}
+    assert named and named <= set(clf.classes_)  # the log names classes, not column numbers
     best = max(log, key=lambda r: r["val_macro_f1"])
     assert clf.head_.best_epoch_ == min(r["epoch"] for r in log if r["val_macro_f1"] >= best["val_macro_f1"] - 1e-4)
 
@@ -296,7 +298,13 @@ def test_probe_matches_scikit_learn_logistic_regression():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 6)).astype(np.float32)
     y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.7, size=300) > 0).astype(int) + (X[:, 2] > 1)
-    ours = ProbeHead(C=0.5).fit(X, y, 3)
+    ours = ProbeHead(C=0.5).fit(X, y)
     Xs = (X - ours.mean_) / ours.scale_
     ref = LogisticRegression(C=0.5, max_iter=2000, tol=1e-8).fit(Xs, y)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(Xs), atol=2e-3)
+    # sample weights mean what they mean in scikit-learn (on the same standardised inputs)
+    w = rng.uniform(0.2, 3.0, size=300)
+    ours = ProbeHead(C=0.5).fit(X, y, sample_weight=w)
+    Xs = (X - ours.mean_) / ours.scale_
+    ref = LogisticRegression(C=0.5, max_iter=2000, tol=1e-8).fit(Xs, y, sample_weight=w)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(Xs), atol=2e-3)

@@ -70,3 +70,26 @@ def test_a_bad_class_prompts_file_fails_before_any_work(myntra_dir, tmp_path):
         assert r.exit_code == 2, r.output
         assert "prompts.json" in r.output and "--class-prompts" in r.output
         assert not (tmp_path / "m").exists()
+
+
+def test_default_train_prints_held_out_cis_beside_the_probe(myntra_dir, tmp_path, one_torch_thread):
+    out, cache = tmp_path / "auto", tmp_path / "cache"
+    args = ["train", str(myntra_dir), "--label", "masterCategory", "--limit", "90", "--no-tta", "--epochs", "3",
+            "--candidates", "head,finetune", "--out", str(out), "--cache-dir", str(cache), "--no-check-images"]
+    r = runner.invoke(app, args)  # no --method: auto; the probe is a candidate whatever the list
+    assert r.exit_code == 0, r.output
+    assert "auto -> " in r.output and "chosen on validation" in r.output and "load average" in r.output
+    assert "probe (baseline, same split)" in r.output and "95% bootstrap CIs" in r.output
+    meta = json.loads((out / "categorizer.json").read_text())
+    sel = meta["selection"]
+    assert set(sel["validation"]) == {"probe", "head", "finetune"} and meta["config"]["method"] == sel["chosen"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    ev, base = res["evaluation"], res["baseline_probe"]
+    assert base["method"] == "probe" and base["n"] == ev["n"]  # the same held-out items
+    for m in (ev, base):
+        lo, hi = m["ci95"]["accuracy"]
+        assert lo <= m["accuracy"] <= hi and hi - lo > 0
+        lo, hi = m["ci95"]["macro_f1"]
+        assert lo <= m["macro_f1"] <= hi

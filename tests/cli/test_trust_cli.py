@@ -35,7 +35,7 @@ def kaggle(tmp_path) -> Path:
 def test_categorize_train_with_five_epochs_runs(kaggle, tmp_path):
     out = tmp_path / "model"
     r = runner.invoke(app, ["categorize", "train", str(kaggle), "--label", "articleType", "--encoder", JOINT,
-                            "--epochs", "5", "--augment", "none", "--no-tta", "--out", str(out),
+                            "--method", "head", "--epochs", "5", "--augment", "none", "--no-tta", "--out", str(out),
                             "--cache-dir", str(tmp_path / "c")])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "articleType (head, tests.embed.test_store:MeanColour): 320 fit / 80 test items, 2 classes" in r.stdout

@@ -39,11 +39,12 @@ from fashionlens.categorize.heads import (
     ZeroShotHead,
     build_captioner,
 )
+from fashionlens.categorize.select import DEFAULT_CANDIDATES, check_candidates
 from fashionlens.config import Config
 from fashionlens.embed.runner import decoded
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
-from fashionlens.evaluation.classification import classification_metrics
+from fashionlens.evaluation.classification import classification_metrics, metric_cis
 from fashionlens.manifest import check_overwrite, read_manifest, write_manifest
 from fashionlens.utils import (
     atomic_dir,
@@ -52,7 +53,7 @@ from fashionlens.utils import (
     write_json,
 )
 
-METHODS = ("zeroshot", "probe", "head", "finetune", "caption")
+METHODS = ("auto", "zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
 # a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
 CATEGORIZER_MARKS = ("categorizer.json", "head.safetensors", "train_log.jsonl", "checkpoint", "report")
@@ -64,7 +65,8 @@ class CategorizeConfig(Config):
 
     label: str = "articleType"
     encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
-    method: str = "head"
+    method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
     val_size: float = 0.1  # share of the fit catalog held out for early stopping / model choice
     seed: int = 0
@@ -93,6 +95,8 @@ class CategorizeConfig(Config):
         if self.augment not in ("none", "flip", "random"):
             raise InvalidInputError(f"unknown augment '{self.augment}'; choose none, flip or random")
         self.templates = tuple(self.templates)
+        self.candidates = tuple(self.candidates)
+        check_candidates(self.candidates)
         if self.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig
 
@@ -179,6 +183,10 @@ class Categorizer:
         """Fit on a catalog: seeded stratified train/val split, rare-class merge, balancing, head.
         `checkpoint` (method finetune): a folder where each epoch is saved and a rerun resumes."""
         cfg = self.config
+        if cfg.method == "auto":
+            from fashionlens.categorize.select import fit_auto
+
+            return fit_auto(self, catalog, log_path)
         t0 = time.perf_counter()
         y_all = clean_labels(catalog.column(cfg.label))
         has = np.flatnonzero(y_all != "")
@@ -210,11 +218,14 @@ class Categorizer:
             self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates, names=self._prompt_names())
         elif cfg.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig, finetune
+            from fashionlens.categorize.tune_cached import finetune_cached
 
             pos = oversample(yi_tr, cfg.oversample_to, cfg.seed) if cfg.balance == "oversample" else np.arange(len(tr))
-            self._encoder, self.head_, self.history_ = finetune(
-                self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_), weights,
-                TuneConfig.from_dict(cfg.tune, "fine-tune options (tune)"), log, self.progress, checkpoint)
+            tcfg = TuneConfig.from_dict(cfg.tune, "fine-tune options (tune)")
+            args = (self.encoder, catalog.subset(tr[pos]), yi_tr[pos], catalog.subset(va), yi_va, list(self.classes_),
+                    weights, tcfg, log, self.progress)
+            self._encoder, self.head_, self.history_ = (finetune_cached(*args) if tcfg.cached
+                                                        else finetune(*args, checkpoint))
         else:
             tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
             va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
@@ -223,16 +234,16 @@ class Categorizer:
                 if cfg.balance == "oversample":
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
-                val = (va_views, yi_va) if len(va) else ([tr_views[0]], yi_tr)
                 self.head_ = MLPHead(**{"seed": cfg.seed, **cfg.head}).fit(
-                    X, yy, len(self.classes_), val, weights, list(self.classes_), log)
+                    X, yy, _sample_weight(weights, yy), eval_set=(va_views, yi_va) if len(va) else None, log=log,
+                    class_names=list(self.classes_))
                 self.history_ = self.head_.history_
             else:
                 X, yy = tr_views[0], yi_tr
                 if cfg.balance == "oversample":
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
-                self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, len(self.classes_), weights)
+                self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, _sample_weight(weights, yy))
         if len(va) and cfg.method not in ("head", "finetune"):  # one summary line for heads without epochs
             proba = self._combine(va_views or self._views(catalog.subset(va)))
             m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
@@ -264,7 +275,13 @@ class Categorizer:
 
     # ---- predict ------------------------------------------------------------------------------
     def _combine(self, views: list[np.ndarray]) -> np.ndarray:
-        return np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
+        proba = np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
+        cols = getattr(self.head_, "classes_", None)  # a trained head's columns: the classes it saw
+        if cols is None or len(cols) == len(self.classes_):
+            return proba
+        out = np.zeros((len(proba), len(self.classes_)), np.float32)  # a class it never saw: probability 0
+        out[:, np.asarray(cols, np.int64)] = proba
+        return out
 
     def predict_proba(self, images: Catalog | list[Any]) -> np.ndarray:
         """(n, n_classes) probabilities for photos (paths, PIL images or a Catalog); columns = classes_."""
@@ -328,6 +345,7 @@ class Categorizer:
             ok = decoded(views[0])
             sub, yi, proba = sub.subset(np.flatnonzero(ok)), yi[ok], self._combine([v[ok] for v in views])
         res = classification_metrics(yi, proba.argmax(1), list(self.classes_), proba)
+        res["ci95"] = metric_cis(yi, proba.argmax(1), len(self.classes_))  # bootstrap over the scored items
         res["labels_unseen"] = {"n": int((~known).sum()), "labels": dict(sorted(unseen.items()))}
         res["label"], res["method"], res["encoder"] = label, self.config.method, self.config.encoder
         res["levels"] = {}
@@ -374,6 +392,7 @@ class Categorizer:
             "hierarchy": self.hierarchy_.to_dict(),
             "head": {"kind": self.head_.kind, "params": self.head_.params()},
             "n_train": self.n_train_, "n_val": self.n_val_, "fit_seconds": round(self.fit_seconds_, 2),
+            "selection": getattr(self, "selection_", None),  # method auto: the candidates' validation scores
         })
 
     @staticmethod
@@ -416,6 +435,8 @@ class Categorizer:
         self.history_ = [json.loads(x) for x in log.read_text().splitlines() if x] if log.is_file() else []
         self.n_train_, self.n_val_ = meta.get("n_train", 0), meta.get("n_val", 0)
         self.fit_seconds_ = meta.get("fit_seconds", 0.0)
+        if meta.get("selection"):
+            self.selection_ = meta["selection"]
         return self
 
     def _check_fitted(self) -> None:
@@ -440,6 +461,10 @@ def _resolve(name: str, root: Path, method: str) -> str:
         p = resolve_run_dir(name, root)
         return str(p) if p.is_dir() else name  # a folder, else a registry name
     return resolve_ref(name, root)
+def _sample_weight(class_weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
+    return None if class_weight is None else class_weight[y]
+
+
 def _decoded_only(views: list[np.ndarray], y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Views and labels without the items whose photo failed to decode (zero rows, already reported)."""
     ok = decoded(views[0])

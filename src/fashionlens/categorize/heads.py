@@ -1,8 +1,9 @@
-"""Classifier heads on embeddings (zero-shot prompts, logistic probe, MLP) and captioners.
+"""Classifier heads on embeddings (zero-shot prompts, logistic probe, MLP, cosine) and captioners.
 
 Every head maps (n, d) float32 features to (n, k) probabilities and round-trips through a dict of
 numpy arrays (`state()`, saved as safetensors — no pickle anywhere) plus JSON `params()`, read back by
-`from_state`.
+`from_state`. The trained ones (probe, MLP) are scikit-learn estimators: parameters in `__init__`,
+`fit(X, y, sample_weight)` returning self, `classes_`, `predict` / `predict_proba`, `get_params`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fashionlens.encoders.base import Encoder, l2_normalize
 from fashionlens.errors import InvalidInputError
@@ -35,10 +37,11 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = X.mean(axis=0).astype(np.float32)
-    scale = X.std(axis=0).astype(np.float32)
-    return mean, np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
+def _standardise(X: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted) per-feature mean and scale; a weight-2 row counts as the row twice."""
+    mean = np.average(X, axis=0, weights=w)
+    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
+    return mean.astype(np.float32), np.where(scale > 1e-6, scale, 1.0).astype(np.float32)
 
 
 class ZeroShotHead:
@@ -95,7 +98,47 @@ class ZeroShotHead:
         return cls(s["class_embeddings"], float(s["scale"][0]), s.get("owner"), params.get("names"))
 
 
-class ProbeHead:
+class _Head(ClassifierMixin, BaseEstimator):
+    """A scikit-learn classifier on (n, d) features that also round-trips through `state()` arrays
+    (safetensors) and JSON `params()` (its `get_params`), read back by `from_state`."""
+
+    kind = ""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        proba = self.predict_proba(X)  # checks fitted first
+        return self.classes_[proba.argmax(1)]
+
+    def params(self) -> dict[str, Any]:
+        return self.get_params()
+
+    def _setup(self, X: Any, y: Any, sample_weight: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validated float32 X, class indices of y (sets `classes_`), sample weights (default 1)."""
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import _check_sample_weight, validate_data
+
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, yi = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes to learn from, got 1 class "
+                             f"({self.classes_[0]!r})")
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        return X, yi.astype(np.int64), sw.astype(np.float32)
+
+    def _features(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self, "classes_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return ((X - self.mean_) / self.scale_).astype(np.float32)
+
+    def _restore_classes(self, s: dict[str, np.ndarray], k: int, d: int) -> None:
+        # saved before heads were estimators: columns were the categorizer's class indices 0..k-1
+        self.classes_ = np.asarray(s["classes"], np.int64) if "classes" in s else np.arange(k)
+        self.n_features_in_ = d
+
+
+class ProbeHead(_Head):
     """Multinomial logistic regression on standardised features.
 
     Same objective as scikit-learn's `LogisticRegression(C=C)` (mean cross-entropy + ||W||^2 / (2 C n),
@@ -108,110 +151,126 @@ class ProbeHead:
     def __init__(self, C: float = 1.0, max_iter: int = 200):
         self.C, self.max_iter = C, max_iter
 
-    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> ProbeHead:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> ProbeHead:
         import torch
 
-        self.mean_, self.scale_ = _standardise(X)
-        x = torch.from_numpy((X - self.mean_) / self.scale_)
-        t = torch.from_numpy(np.asarray(y, np.int64))
-        sw = torch.ones(len(t)) if weights is None else torch.from_numpy(weights)[t]
-        sw = sw / sw.mean()
-        W = torch.zeros(x.shape[1], n_classes, requires_grad=True)
-        b = torch.zeros(n_classes, requires_grad=True)
         from fashionlens.train.engine import minimize_full_batch
 
-        lam = 1.0 / (2 * self.C * len(t))
+        X, yi, sw_np = self._setup(X, y, sample_weight)
+        self.mean_, self.scale_ = _standardise(X, sw_np)
+        x = torch.from_numpy((X - self.mean_) / self.scale_)
+        t, sw = torch.from_numpy(yi), torch.from_numpy(sw_np)
+        k = len(self.classes_)
+        W = torch.zeros(x.shape[1], k, requires_grad=True)
+        b = torch.zeros(k, requires_grad=True)
+        # scikit-learn's objective (sum_i w_i ce_i + ||W||^2 / 2C) divided by sum_i w_i: integer weights
+        # act as repeated rows
+        lam = 1.0 / (2 * self.C * float(sw.sum()))
+        self.n_iter_ = 0
 
         def objective() -> torch.Tensor:
+            self.n_iter_ += 1
             ce = torch.nn.functional.cross_entropy(x @ W + b, t, reduction="none")
-            return (ce * sw).mean() + lam * (W * W).sum()
+            return (ce * sw).sum() / sw.sum() + lam * (W * W).sum()
 
         minimize_full_batch([W, b], objective, self.max_iter)
-        present = np.bincount(np.asarray(y, np.int64), minlength=n_classes) > 0
+        # n_iter_: objective evaluations (L-BFGS iterations + line-search steps), at most ~1.25 max_iter
         self.coef_ = W.detach().numpy().T.copy()
-        # classes absent from y have nothing to learn from: a very low bias, never predicted
-        self.intercept_ = np.where(present, b.detach().numpy(), -1e4).astype(np.float32)
+        self.intercept_ = b.detach().numpy().astype(np.float32)
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_)
-
-    def params(self) -> dict[str, Any]:
-        return {"C": self.C, "max_iter": self.max_iter}
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return softmax(self._features(X) @ self.coef_.T + self.intercept_)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"coef": self.coef_, "intercept": self.intercept_, "mean": self.mean_, "scale": self.scale_}
+        return {"coef": self.coef_, "intercept": self.intercept_, "mean": self.mean_, "scale": self.scale_,
+                "classes": self.classes_.astype(np.float32)}
 
     @classmethod
     def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> ProbeHead:
         h = cls(**params)
         h.coef_, h.intercept_, h.mean_, h.scale_ = s["coef"], s["intercept"], s["mean"], s["scale"]
+        h._restore_classes(s, len(h.coef_), h.coef_.shape[1])
         return h
 
 
-class MLPHead:
-    """Standardise -> Linear -> GELU -> Dropout -> Linear, trained with AdamW, label smoothing,
-    optional class weights, cosine schedule, and early stopping on validation macro F1."""
+class MLPHead(_Head):
+    """Standardise -> Linear -> GELU -> Dropout -> Linear, trained through the engine with AdamW,
+    label smoothing, sample weights, a one-cycle schedule and early stopping on validation macro F1.
+
+    Validation: `eval_set=(views, y)` when given (views: feature arrays of the same items whose
+    probabilities are averaged, e.g. photo + mirror), else a stratified `validation_fraction` of the
+    training data, as scikit-learn's `MLPClassifier(early_stopping=True)` does; 0 = none (last epoch kept).
+    """
 
     kind = "head"
 
     def __init__(self, hidden: int = 1024, dropout: float = 0.4, epochs: int = 40, lr: float = 1e-3,
                  weight_decay: float = 1e-3, batch_size: int = 256, patience: int = 6,
-                 label_smoothing: float = 0.1, seed: int = 0, device: str = "auto"):
+                 label_smoothing: float = 0.1, validation_fraction: float = 0.1, seed: int = 0, device: str = "auto"):
         self.hidden, self.dropout, self.epochs, self.lr = hidden, dropout, epochs, lr
         self.weight_decay, self.batch_size, self.patience = weight_decay, batch_size, patience
-        self.label_smoothing, self.seed, self.device = label_smoothing, seed, device
-
-    def params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("hidden", "dropout", "epochs", "lr", "weight_decay",
-                                              "batch_size", "patience", "label_smoothing", "seed")}
+        self.label_smoothing, self.validation_fraction = label_smoothing, validation_fraction
+        self.seed, self.device = seed, device
 
     def _net(self, d: int, k: int) -> Any:
         from torch import nn
 
         return nn.Sequential(nn.Linear(d, self.hidden), nn.GELU(), nn.Dropout(self.dropout), nn.Linear(self.hidden, k))
 
-    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, val: tuple[list[np.ndarray], np.ndarray],
-            weights: np.ndarray | None = None, labels: Sequence[str] | None = None,
-            log: Callable[[dict[str, Any]], None] | None = None) -> MLPHead:
-        """`val` = (views of the validation features, labels); view probabilities are averaged (TTA)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, eval_set: tuple[list[Any], Any] | None = None,
+            log: Callable[[dict[str, Any]], None] | None = None, class_names: Sequence[str] | None = None) -> MLPHead:
+        """`class_names[label]`: how the per-epoch log names a class (default: the label itself)."""
         import torch
 
         from fashionlens.train.engine import FitConfig, fit
 
+        X, yi, sw = self._setup(X, y, sample_weight)
+        if eval_set is not None:
+            views, yv = [np.asarray(v, np.float32) for v in eval_set[0]], np.asarray(eval_set[1])
+            known = np.isin(yv, self.classes_)  # a validation class the training data lacks cannot be scored
+            val = ([v[known] for v in views], np.searchsorted(self.classes_, yv[known]))
+        else:
+            X, yi, sw, val = _hold_out(X, yi, sw, self.validation_fraction, self.seed)
         torch.manual_seed(self.seed)
         self.mean_, self.scale_ = _standardise(X)
-        self.net_ = self._net(X.shape[1], n_classes)
-        names = list(labels) if labels is not None else [str(i) for i in range(n_classes)]
-        task = _FeatureBatches(self, torch.from_numpy((X - self.mean_) / self.scale_), np.asarray(y, np.int64),
-                               weights, val, names)
+        self.net_ = self._net(X.shape[1], len(self.classes_))
+        names = [str(class_names[c] if class_names is not None else c) for c in self.classes_]
+        task = _FeatureBatches(self, torch.from_numpy((X - self.mean_) / self.scale_), yi, sw, val, names)
+        has_val = val is not None and len(val[1]) > 0
         cfg = FitConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, schedule="onecycle",
-                        warmup=0.1, monitor="val_macro_f1", min_delta=1e-4, patience=self.patience, seed=self.seed,
-                        device=self.device, description="training the head")
+                        warmup=0.1, monitor="val_macro_f1" if has_val else None, min_delta=1e-4,
+                        patience=self.patience if has_val else None, seed=self.seed, device=self.device,
+                        description="training the head")
         res = fit(task, cfg, log=None if log is None else lambda row: log(_epoch_from_1(row)))
         self.history_ = [_epoch_from_1(r) for r in res.history]
         self.best_epoch_ = res.best_epoch + 1
+        self.net_.cpu().eval()
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self._proba(self._features(X))
+
+    def _proba(self, x_std: np.ndarray) -> np.ndarray:
         import torch
 
         self.net_.eval()
         dev = next(self.net_.parameters()).device
-        x = torch.from_numpy(((X - self.mean_) / self.scale_).astype(np.float32)).to(dev)
+        x = torch.from_numpy(x_std).to(dev)
         with torch.inference_mode():
             out = [torch.softmax(self.net_(x[i : i + 4096]), dim=1).cpu().numpy() for i in range(0, len(x), 4096)]
-        return np.concatenate(out) if out else np.zeros((0, self.net_[-1].out_features), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
         sd = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-        return {**sd, "mean": self.mean_, "scale": self.scale_}
+        return {**sd, "mean": self.mean_, "scale": self.scale_, "classes": self.classes_.astype(np.float32)}
 
     @classmethod
     def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> MLPHead:
         import torch
 
-        h = cls(**params)
+        known = set(cls().get_params())  # saves from before may hold fewer (or renamed) settings
+        h = cls(**{k: v for k, v in params.items() if k in known})
         h.mean_, h.scale_ = s["mean"], s["scale"]
         w0, w1 = s["net.0.weight"], s["net.3.weight"]
         h.hidden = w0.shape[0]
@@ -219,7 +278,22 @@ class MLPHead:
         h.net_.load_state_dict({k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in s.items()
                                 if k.startswith("net.")})
         h.net_.eval()
+        h._restore_classes(s, w1.shape[0], w0.shape[1])
         return h
+
+
+def _hold_out(X: np.ndarray, y: np.ndarray, sw: np.ndarray, fraction: float, seed: int) -> tuple[Any, ...]:
+    """(X, y, sw) of the training part and ([X_val], y_val) of a seeded (stratified when every class
+    has two items) validation part; None when there is too little data to hold any out."""
+    n_val = int(round(len(y) * fraction))
+    if fraction <= 0 or n_val < 1 or len(y) - n_val < 2:
+        return X, y, sw, None
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    strat = y if counts[counts > 0].min() >= 2 and n_val >= (counts > 0).sum() else None
+    tr, va = train_test_split(np.arange(len(y)), test_size=n_val, random_state=seed, stratify=strat)
+    return X[tr], y[tr], sw[tr], ([X[va]], y[va])
 
 
 def _epoch_from_1(row: dict[str, Any]) -> dict[str, Any]:
@@ -228,16 +302,15 @@ def _epoch_from_1(row: dict[str, Any]) -> dict[str, Any]:
 
 class _FeatureBatches:
     """The MLP head's engine task: shuffled batches of standardised features, label-smoothed
-    (optionally class-weighted) cross-entropy, validation macro F1 over flip views (TTA)."""
+    sample-weighted cross-entropy, validation macro F1 over the validation views (TTA)."""
 
-    def __init__(self, head: MLPHead, X: Any, y: np.ndarray, weights: np.ndarray | None,
-                 val: tuple[list[np.ndarray], np.ndarray], names: list[str]):
+    def __init__(self, head: MLPHead, X: Any, y: np.ndarray, sw: np.ndarray,
+                 val: tuple[list[np.ndarray], np.ndarray] | None, names: list[str]):
         import torch
 
         self.head, self.module, self.X, self.val, self.names = head, head.net_, X, val, names
-        self.y = torch.from_numpy(y)
-        w = None if weights is None else torch.from_numpy(weights)
-        self.loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=head.label_smoothing)
+        self.y, self.sw = torch.from_numpy(y), torch.from_numpy(sw)
+        self.loss_fn = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=head.label_smoothing)
         self.device = torch.device("cpu")
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -253,11 +326,15 @@ class _FeatureBatches:
         return (perm[i : i + self.head.batch_size] for i in range(0, len(perm), self.head.batch_size))
 
     def loss(self, model: Any, b: Any) -> Any:
-        self.loss_fn.to(self.device)
-        return self.loss_fn(model(self.X[b].to(self.device)), self.y[b].to(self.device))
+        w = self.sw[b].to(self.device)
+        ce = self.loss_fn(model(self.X[b].to(self.device)), self.y[b].to(self.device))
+        return (ce * w).sum() / w.sum()  # a weighted mean, as torch's class-weighted loss
 
-    def validate(self) -> dict[str, Any]:
-        proba = np.mean([self.head.predict_proba(v) for v in self.val[0]], axis=0)
+    def validate(self) -> dict[str, Any] | None:
+        if self.val is None or not len(self.val[1]):
+            return None
+        h = self.head
+        proba = np.mean([h._proba(((v - h.mean_) / h.scale_).astype(np.float32)) for v in self.val[0]], axis=0)
         m = classification_metrics(self.val[1], proba.argmax(1), self.names, proba)
         cm = confusion_matrix(self.val[1], proba.argmax(1), len(self.names))
         return {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_weighted_f1": m["weighted_f1"],

@@ -42,7 +42,8 @@ class TuneConfig(Config):
     label_smoothing: float = 0.1
     scale: float = 16.0  # cosine-classifier temperature
     patience: int = 3  # epochs without a better validation macro F1
-    augment: bool = True  # random resized crop, flip, light colour jitter (hue untouched)
+    augment: bool = True  # random resized crop, flip, light colour jitter (hue untouched); cached: flip only
+    cached: bool = False  # train on cached activations of the frozen part (tune_cached.py): CPU minutes
     num_workers: int = -1  # photo-decoding processes; -1: none on CPU, up to 8 beside a GPU
     device: str = "auto"
     seed: int = 0

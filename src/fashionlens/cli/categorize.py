@@ -42,7 +42,8 @@ def train(
     label: str = typer.Option(..., "--label", help="column to predict, e.g. masterCategory, articleType, baseColour"),
     out: Path = typer.Option(..., "--out", help="folder for the model and its evaluation report"),
     encoder: str = typer.Option("efficientnet-lite0", help="registry encoder (method caption: a captioner)"),
-    method: str = typer.Option("head", help="zeroshot | probe | head | finetune | caption"),
+    method: str = typer.Option("auto", help="auto (the candidate validation favours, never below the probe) | "
+                               "zeroshot | probe | head | finetune | caption"),
     limit: int | None = typer.Option(None, help="use a seeded random sample of N items"),
     test_size: float = typer.Option(0.2, help="held-out share for the report"),
     min_class_size: int = typer.Option(0, help="merge classes with fewer training items into 'other'"),
@@ -60,9 +61,15 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
+    candidates: str = typer.Option("probe,head", help="method auto: what it chooses from, comma-separated "
+                                   "(probe, head, finetune = the last block on cached activations; slow on a CPU)"),
+    baseline: bool = typer.Option(True, help="also fit the logistic probe and score it on the same held-out "
+                                  "items (method auto fits it anyway)"),
     json_out: bool = typer.Option(False, "--json", help="print the training summary and held-out metrics as JSON"),
 ) -> None:
-    """Train on a seeded stratified split; the held-out part is scored into OUT/report."""
+    """Train on a seeded stratified split; the held-out part is scored into OUT/report, beside the probe."""
+    import os
+
     from fashionlens.categorize.categorizer import CATEGORIZER_MARKS, CategorizeConfig, Categorizer
     from fashionlens.categorize.data import clean_labels, stratified_split
     from fashionlens.embed import DEFAULT_CACHE
@@ -74,6 +81,7 @@ def train(
     cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
                            prompt_children=prompt_children, class_prompts=prompts,
+                           candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
                            head={"epochs": epochs} if epochs else {},
                            tune={"unfreeze_blocks": unfreeze_blocks, **({"epochs": epochs} if epochs else {})}
                            if method == "finetune" else {})
@@ -87,17 +95,32 @@ def train(
     clf.fit(cat.subset(fit_pos), log_path=ckpt / "train_log.jsonl", checkpoint=ckpt)
     clf.save(out)
     shutil.rmtree(ckpt, ignore_errors=True)  # the saved model supersedes it
+    load = os.getloadavg()[0]  # the machine may be shared: fit seconds mean little without it
     res = clf.evaluate(cat.subset(test_pos), report_dir=out / "report")
+    base = _baseline(clf, cat.subset(fit_pos), cache_dir or DEFAULT_CACHE) if baseline else None
+    base_res = base.evaluate(cat.subset(test_pos)) if base is not None else None
+    selection = getattr(clf, "selection_", None)
     if json_out:
-        print_json({"model": str(out), "label": label, "method": method, "encoder": clf.config.encoder,
+        print_json({"model": str(out), "label": label, "method": clf.config.method, "encoder": clf.config.encoder,
                     "n_fit": len(fit_pos), "n_test": len(test_pos), "classes": [str(c) for c in clf.classes_],
-                    "merged": list(clf.merged_), "fit_seconds": round(clf.fit_seconds_, 2), "evaluation": res})
+                    "merged": list(clf.merged_), "fit_seconds": round(clf.fit_seconds_, 2), "load_average": load,
+                    "selection": selection, "evaluation": res, "baseline_probe": base_res})
         return
-    typer.echo(f"{label} ({method}, {clf.config.encoder}): {len(fit_pos)} fit / {len(test_pos)} test items, "
-               f"{len(clf.classes_)} classes, trained in {clf.fit_seconds_:.1f}s")
+    chosen = f"auto -> {clf.config.method}" if selection else clf.config.method
+    typer.echo(f"{label} ({chosen}, {clf.config.encoder}): {len(fit_pos)} fit / {len(test_pos)} test items, "
+               f"{len(clf.classes_)} classes, trained in {clf.fit_seconds_:.1f}s (load average {load:.1f})")
     if clf.merged_:
         typer.echo(f"merged into 'other' (< {min_class_size} training items): {', '.join(clf.merged_)}")
+    if selection:
+        typer.echo(f"chosen on validation ({selection['rule']}):")
+        print_table([{"candidate": n, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+                      "fit_s": m["fit_seconds"], "chosen": "*" if n == selection["chosen"] else ""}
+                     for n, m in selection["validation"].items()])
     _summary(res)
+    typer.echo(f"held-out test, {res['n']} items, 95% bootstrap CIs:")
+    typer.echo(_ci_line(f"{clf.config.method} (this model)", res))
+    if base_res:
+        typer.echo(_ci_line("probe (baseline, same split)", base_res))
     typer.echo(f"model + report: {out}")
 
 
@@ -160,6 +183,24 @@ def predict(
         parents = ", ".join(f"{lv}={tops[0][0]}" for lv, tops in lv_map.items() if lv != label)
         typer.echo(f"{p}" + (f"  ({parents})" if parents else ""))
         print_table([{"rank": i + 1, label: lb, "prob": pr} for i, (lb, pr) in enumerate(lv_map[label])])
+
+
+def _baseline(clf, fit_catalog, cache_dir):
+    """The logistic probe on the same fit items (method auto already fitted it as a candidate)."""
+    from fashionlens.categorize.categorizer import Categorizer
+    from fashionlens.categorize.select import BASELINE, candidate_config
+
+    if BASELINE in getattr(clf, "candidates_", {}):
+        return clf.candidates_[BASELINE]
+    if clf.config.method == BASELINE:
+        return None  # the model is the probe
+    return Categorizer(candidate_config(clf.config, BASELINE), cache_dir=cache_dir).fit(fit_catalog)
+
+
+def _ci_line(name: str, res: dict) -> str:
+    ci = res["ci95"]
+    return (f"  {name}: accuracy {res['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], "
+            f"macro F1 {res['macro_f1']:.3f} [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]")
 
 
 def _summary(res: dict) -> None:

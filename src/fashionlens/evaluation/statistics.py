@@ -12,6 +12,7 @@ milliseconds; that is what lets the tests check the false-positive rate over hun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -27,6 +28,18 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, confiden
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)
     lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_statistic_ci(statistic: Callable[[np.ndarray], float], n: int, n_boot: int = 1000, seed: int = 0,
+                           confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of any statistic of n items (e.g. macro F1, which is not a mean):
+    `statistic(positions)` is evaluated on each resample of the positions 0..n-1."""
+    if n < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    stats = [statistic(idx) for idx in rng.integers(0, n, size=(n_boot, n))]
+    lo, hi = np.nanquantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
 
 

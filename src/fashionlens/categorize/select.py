@@ -1,0 +1,115 @@
+"""`method="auto"` (the default): fit candidate methods, keep the one held-out validation favours.
+
+Candidates: the probe, the MLP head and (on request: `candidates=("probe", "head", "finetune")`) a
+fine-tune of the last block on cached activations.
+
+The rule (`choose`): among the candidates at least as good as the plain logistic probe on both
+validation accuracy and validation macro F1, the one with the best accuracy (then macro F1; a tie
+goes to the probe). The probe is always a candidate, so the default is never below it on the data
+that picked it. Each candidate is a complete categoriser fitted on the same train/validation split;
+the winner is what gets saved, with its own method, so it loads the same way as if chosen by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from fashionlens.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from fashionlens.catalog.core import Catalog
+    from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+
+BASELINE = "probe"
+# name -> CategorizeConfig overrides. Frozen candidates run on the cached photo features only (a flip
+# view costs a second full pass over every photo); the fine-tune trains the last block on cached
+# activations (tune_cached.py), which is what lifts fine-grained labels past the frozen heads.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "probe": {"method": "probe", "balance": "none", "tta": False},
+    "head": {"method": "head", "augment": "none", "tta": False},
+    "finetune": {"method": "finetune", "tta": False,
+                 "tune": {"cached": True, "unfreeze_blocks": 1, "epochs": 4, "patience": 2, "augment": False}},
+}
+# the fine-tune is asked for by name: on the shared 2-core CPU it matched the MLP head on articleType
+# (test 0.809 vs 0.807, 12k items) at 15x the fit time (docs/bench/categorize.md)
+DEFAULT_CANDIDATES = ("probe", "head")
+
+
+def choose(scores: dict[str, dict[str, float]], baseline: str = BASELINE) -> str:
+    """The candidate to keep, from held-out `{"accuracy", "macro_f1"}` per candidate (see module doc)."""
+    if baseline not in scores:
+        raise InvalidInputError(f"the baseline '{baseline}' must be among the candidates: {sorted(scores)}")
+    base = scores[baseline]
+    fair = [n for n, m in scores.items() if m["accuracy"] >= base["accuracy"] and m["macro_f1"] >= base["macro_f1"]]
+    return max(fair, key=lambda n: (scores[n]["accuracy"], scores[n]["macro_f1"], n == baseline))
+
+
+def check_candidates(names: tuple[str, ...]) -> None:
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise InvalidInputError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
+
+
+def candidate_config(cfg: CategorizeConfig, name: str) -> CategorizeConfig:
+    """The config of one candidate: the user's settings (label, split, rare classes, ...) + its method."""
+    over = dict(CANDIDATES[name])
+    if name == "head" and cfg.head:
+        over["head"] = dict(cfg.head)
+    if name == "finetune" and cfg.tune:
+        over["tune"] = {**over["tune"], **cfg.tune}
+    return replace(cfg, **over)
+
+
+def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Categorizer:
+    """Fit every candidate of `clf.config.candidates` on the same split; `clf` becomes the chosen one.
+    `clf.candidates_` keeps the fitted candidates (the probe is the baseline a report compares with)."""
+    from fashionlens.categorize.categorizer import Categorizer
+    from fashionlens.categorize.tune_cached import can_split
+
+    cfg = clf.config
+    if cfg.val_size <= 0:
+        raise InvalidInputError("method 'auto' chooses on a validation split: set val_size > 0")
+    given = clf._encoder is not None
+    names = tuple(dict.fromkeys((BASELINE, *cfg.candidates)))
+    check_candidates(names)
+    if not can_split(getattr(clf.encoder, "model", None)):  # e.g. an encoder without a torch CNN inside
+        names = tuple(n for n in names if CANDIDATES[n]["method"] != "finetune")
+    t0 = time.perf_counter()
+    fitted: dict[str, Categorizer] = {}
+    scores: dict[str, dict[str, float]] = {}
+    for name in names:
+        sub_cfg = candidate_config(cfg, name)
+        enc = clf._encoder
+        if sub_cfg.method == "finetune":  # it changes the backbone's weights in place: its own copy
+            enc = _own_weights(enc) if given else clf._create(cfg.encoder, "config.encoder")
+        sub = Categorizer(sub_cfg, encoder=enc, cache_dir=clf.cache_dir, progress=clf.progress)
+        sub.fit(catalog, log_path=None if log_path is None else f"{log_path}.{name}")
+        fitted[name] = sub
+        best = next((r for r in reversed(sub.history_) if r.get("best")), None)
+        if best is None or "val_accuracy" not in best:  # a split too small to hold any item of a known class
+            raise InvalidInputError(f"method 'auto': candidate '{name}' has no validation score; "
+                                    f"raise val_size (now {cfg.val_size}) or label more items")
+        scores[name] = {"accuracy": float(best["val_accuracy"]), "macro_f1": float(best["val_macro_f1"]),
+                        "fit_seconds": round(sub.fit_seconds_, 1)}
+    chosen = choose(scores)
+    win = fitted[chosen]
+    for attr in ("config", "head_", "classes_", "merged_", "hierarchy_", "fit_ids_", "history_", "n_train_",
+                 "n_val_", "_encoder"):
+        setattr(clf, attr, getattr(win, attr))
+    clf.selection_ = {"rule": f"best validation accuracy among candidates >= '{BASELINE}' on accuracy and macro F1",
+                      "baseline": BASELINE, "chosen": chosen, "validation": scores}
+    clf.candidates_ = fitted
+    clf.fit_seconds_ = time.perf_counter() - t0
+    return clf
+
+
+def _own_weights(encoder: Any) -> Any:
+    """A shallow copy of the encoder with its own copy of the network (runtime sessions stay shared:
+    they are keyed by the weights they were exported from)."""
+    own = copy.copy(encoder)
+    if getattr(encoder, "model", None) is not None:
+        own.model = copy.deepcopy(encoder.model)
+    return own

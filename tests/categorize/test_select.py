@@ -1,0 +1,66 @@
+"""method="auto" (the default): the rule that picks a method on held-out validation, pinned."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fashionlens.catalog import load_catalog
+from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
+from fashionlens.categorize.select import choose
+from fashionlens.errors import InvalidInputError
+from tests.categorize.test_categorizer import ColourEncoder, make_catalog
+
+
+def _s(acc: float, f1: float) -> dict[str, float]:
+    return {"accuracy": acc, "macro_f1": f1}
+
+
+def test_rule_best_accuracy_among_candidates_not_below_the_probe():
+    # the head is most accurate but below the probe on macro F1: it may not be the default
+    assert choose({"probe": _s(0.82, 0.80), "head": _s(0.86, 0.70), "finetune": _s(0.85, 0.81)}) == "finetune"
+    # several fair candidates: the most accurate one
+    assert choose({"probe": _s(0.80, 0.70), "head": _s(0.83, 0.75), "finetune": _s(0.85, 0.71)}) == "finetune"
+    # nobody at least as good on both: the probe itself, so the default is never below it
+    assert choose({"probe": _s(0.82, 0.80), "head": _s(0.90, 0.79), "finetune": _s(0.81, 0.95)}) == "probe"
+    # equal accuracy: macro F1 decides; a full tie goes to the simpler probe
+    assert choose({"probe": _s(0.8, 0.7), "head": _s(0.8, 0.72)}) == "head"
+    assert choose({"probe": _s(0.8, 0.7), "head": _s(0.8, 0.7)}) == "probe"
+    with pytest.raises(InvalidInputError, match="baseline 'probe'"):
+        choose({"head": _s(0.9, 0.9)})
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return load_catalog(make_catalog(tmp_path_factory.mktemp("toy"), n_per_class=24))
+
+
+def test_auto_fits_candidates_keeps_the_rules_choice_and_saves_it_as_that_method(toy, tmp_path, one_torch_thread):
+    train, test = toy.split(0.3, seed=0, stratify="articleType")
+    cfg = CategorizeConfig(label="articleType", val_size=0.3, candidates=("probe", "head"),
+                           head={"hidden": 32, "epochs": 10, "lr": 0.02})
+    assert CategorizeConfig().method == "auto"  # the default
+    clf = Categorizer(cfg, encoder=ColourEncoder()).fit(train)
+    sel = clf.selection_
+    assert set(sel["validation"]) == {"probe", "head"}  # no torch CNN in this encoder: no fine-tune candidate
+    assert sel["chosen"] == choose(sel["validation"]) and clf.config.method == sel["chosen"]
+    assert set(clf.candidates_) == {"probe", "head"} and clf.candidates_["probe"].config.method == "probe"
+    clf.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "categorizer.json").read_text())
+    assert meta["config"]["method"] == sel["chosen"] and meta["selection"]["chosen"] == sel["chosen"]
+    again = Categorizer.load(tmp_path / "m", encoder=ColourEncoder())
+    np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), atol=1e-6)
+    assert again.selection_ == json.loads(json.dumps(sel))
+
+
+def test_auto_needs_a_validation_split(toy):
+    with pytest.raises(InvalidInputError, match="val_size"):
+        Categorizer(CategorizeConfig(label="articleType", val_size=0, candidates=("probe",)),
+                    encoder=ColourEncoder()).fit(toy)
+
+
+def test_unknown_candidate_is_refused_by_name():
+    with pytest.raises(InvalidInputError, match="'bagging'"):
+        CategorizeConfig(candidates=("probe", "bagging"))
