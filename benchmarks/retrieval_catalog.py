@@ -166,6 +166,9 @@ VARIANTS: dict[str, tuple] = {
     # the histogram's weight in the fusion (1.0 = the default): less colour, more shape
     "colour-fused-w0.5+supcon-colour": (FUSED, TYPE_COLOUR, OLD, {"weight": 0.5}),
     "colour-fused-w0.5+supcon-joint": (FUSED, JOINT, OLD, {"weight": 0.5}),
+    # InfoNCE also against the photos/names of the last N training items (cross-batch memory)
+    "colour-fused+supcon-colour+memory-4096": (FUSED, TYPE_COLOUR, {**OLD, "memory": 4096}),
+    "colour-fused+supcon-colour+memory-16384": (FUSED, TYPE_COLOUR, {**OLD, "memory": 16384}),
 }
 
 
@@ -218,6 +221,9 @@ def main() -> None:
                          "distractors; default all 37,616) when the CPU cannot embed them all")
     ap.add_argument("--compare", default="", help="comma list of variants every later row is also compared with "
                                                        "(paired bootstrap; the first row always is)")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="an earlier run's .npz: its --compare variants are compared with this run's rows too "
+                         "(same split and seed; alignment at a fixed thread count is bit-for-bit repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -234,6 +240,7 @@ def main() -> None:
     oracle = {k: dict(zip(("mean", "ci_lo", "ci_hi"), ci(v))) for k, v in name_oracle(split).items()}
     print(f"name-oracle ceiling: R@1 {oracle['recall@1']['mean']:.3f}, R@10 {oracle['recall@10']['mean']:.3f}")
     rows: list[dict] = []
+    reference = load_reference(args.reference, args.compare.split(",")) if args.reference else []
     keys = ["whole_recall@1", "whole_recall@5", "whole_recall@10", "whole_mrr", "whole_ndcg@10", "whole_chance@10",
             "whole_loose_recall@10", "i2i_p@10_type", "i2i_p@10_type_colour", "held2000_recall@10",
             "shopper_colour_p@10", "shopper_both_p@10"]
@@ -246,23 +253,31 @@ def main() -> None:
               + f" | {r['train_seconds']:.0f} |", flush=True)
         rows.append(r)
         if args.json:  # after every variant: a long run that is stopped keeps what it measured
-            save(args.json, rows, split, len(rest), oracle, args.compare.split(","))
+            save(args.json, rows, split, len(rest), oracle, args.compare.split(","), reference)
 
 
 PAIRED = ("whole_recall@10", "whole_mrr", "i2i_p@10_type", "i2i_p@10_type_colour", "held2000_recall@10",
           "shopper_colour_p@10", "shopper_both_p@10")
 
 
-def save(path: Path, rows: list[dict], split: Split, n_train: int, oracle: dict, compare: list[str]) -> None:
+def load_reference(path: Path, names: list[str]) -> list[dict]:
+    """Per-query values of the `names` variants of an earlier run, as rows to compare with."""
+    with np.load(path, allow_pickle=False) as z:
+        per = {n: {k.split("/", 1)[1]: z[k] for k in z.files if k.split("/", 1)[0] == n} for n in names}
+    return [{"variant": f"{n} ({path.name})", "per_query": p} for n, p in per.items() if p]
+
+
+def save(path: Path, rows: list[dict], split: Split, n_train: int, oracle: dict, compare: list[str],
+         reference: list[dict]) -> None:
     """The results JSON (per-query values in the .npz beside it); every variant is also compared with
-    the first and with each earlier `compare` variant on the same queries (paired)."""
+    the first, with each earlier `compare` variant and with the `reference` rows on the same queries (paired)."""
     from fashionlens.evaluation.statistics import paired_bootstrap
     from fashionlens.utils import atomic_write, write_json
 
     out_rows = []
     for i, r in enumerate(rows):
         row = {k: v for k, v in r.items() if k != "per_query"}
-        for base in (b for j, b in enumerate(rows[:i]) if j == 0 or b["variant"] in compare):
+        for base in [b for j, b in enumerate(rows[:i]) if j == 0 or b["variant"] in compare] + reference:
             # diff = variant - base (positive = better), 95% CI and p-value
             row["vs_" + base["variant"]] = {
                 k: paired_bootstrap(r["per_query"][k], base["per_query"][k]).to_dict() for k in PAIRED}
