@@ -168,7 +168,6 @@ VARIANTS: dict[str, tuple] = {
     "colour-fused-w0.5+supcon-joint": (FUSED, JOINT, OLD, {"weight": 0.5}),
     # InfoNCE also against the photos/names of the last N training items (cross-batch memory)
     "colour-fused+supcon-colour+memory-4096": (FUSED, TYPE_COLOUR, {**OLD, "memory": 4096}),
-    "colour-fused+supcon-colour+memory-16384": (FUSED, TYPE_COLOUR, {**OLD, "memory": 16384}),
 }
 
 
