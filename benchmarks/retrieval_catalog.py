@@ -148,21 +148,26 @@ def name_oracle(split: Split) -> dict[str, np.ndarray]:
     return out
 
 
-# name -> (image encoder, label columns for SupCon, AlignConfig overrides); the overrides pin every
-# knob that changed from the issue-#18 baseline so "default" stays the old default whatever AlignConfig says
+# name -> (image encoder, label columns for SupCon, AlignConfig overrides[, encoder kwargs]); the overrides
+# pin every knob that changed from the issue-#18 baseline so "default" stays the old default whatever
+# AlignConfig says
 OLD = {"hard_negatives": 0}
-VARIANTS: dict[str, tuple[str, tuple[str, ...], dict]] = {
+FUSED, TYPE_COLOUR, JOINT = "efficientnet-lite0.colour", ("articleType", "baseColour"), ("articleType", "articleType+baseColour")
+VARIANTS: dict[str, tuple] = {
     "default": ("efficientnet-lite0", ("articleType",), OLD),
-    "supcon-type+colour": ("efficientnet-lite0", ("articleType", "baseColour"), OLD),
-    "colour-fused": ("efficientnet-lite0.colour", ("articleType",), OLD),
+    "supcon-type+colour": ("efficientnet-lite0", TYPE_COLOUR, OLD),
+    "colour-fused": (FUSED, ("articleType",), OLD),
     "hardneg-16": ("efficientnet-lite0", ("articleType",), {"hard_negatives": 16}),
-    "colour-fused+supcon-colour": ("efficientnet-lite0.colour", ("articleType", "baseColour"), OLD),
-    "colour-fused+supcon-colour+hardneg-16": ("efficientnet-lite0.colour", ("articleType", "baseColour"),
-                                              {"hard_negatives": 16}),
+    "colour-fused+supcon-colour": (FUSED, TYPE_COLOUR, OLD),
+    "colour-fused+supcon-colour+hardneg-16": (FUSED, TYPE_COLOUR, {"hard_negatives": 16}),
     # SupCon on type and on the (type, colour) pair: a same-colour item of another type stays a negative
-    "colour-fused+supcon-joint": ("efficientnet-lite0.colour", ("articleType", "articleType+baseColour"), OLD),
-    "colour-fused+supcon-joint+hardneg-16": ("efficientnet-lite0.colour", ("articleType", "articleType+baseColour"),
-                                             {"hard_negatives": 16}),
+    "colour-fused+supcon-joint": (FUSED, JOINT, OLD),
+    "colour-fused+supcon-joint+hardneg-16": (FUSED, JOINT, {"hard_negatives": 16}),
+    # the histogram's weight in the fusion (1.0 = the default): less colour, more shape
+    "colour-fused-w0.5+supcon-colour": (FUSED, TYPE_COLOUR, OLD, {"weight": 0.5}),
+    "colour-fused-w0.5+supcon-joint": (FUSED, JOINT, OLD, {"weight": 0.5}),
+    # InfoNCE also against the photos/names of the last N training items (cross-batch memory)
+    "colour-fused+supcon-colour+memory-4096": (FUSED, TYPE_COLOUR, {**OLD, "memory": 4096}),
 }
 
 
@@ -175,8 +180,8 @@ def run_variant(name: str, held, train, split: Split, cache: str | None) -> dict
     from fashionlens.encoders.base import l2_normalize
     from fashionlens.train.align import AlignConfig, train_alignment
 
-    enc_name, cols, over = VARIANTS[name]
-    enc, text = create(enc_name), create("minilm-l6")
+    enc_name, cols, over, *enc_kw = VARIANTS[name]
+    enc, text = create(enc_name, **(enc_kw[0] if enc_kw else {})), create("minilm-l6")
     fi = np.concatenate([embed_images(enc, c, cache, progress=False) for c in (held, train)])
     ft = np.concatenate([embed_texts(text, c, cache, progress=False) for c in (held, train)])
     labels = np.stack([train.df[c.split("+")].astype(str).agg("|".join, axis=1).to_numpy() for c in cols], 1)
@@ -194,7 +199,8 @@ def run_variant(name: str, held, train, split: Split, cache: str | None) -> dict
     per |= {f"i2i_{k}": v for k, v in image_to_image(img, split).items()}
     per["held2000_recall@10"] = held_gallery_r10(q, img, split.n_held)
     per |= {f"shopper_{k}": v for k, v in shopper(sq, img, split, cs, ts).items()}
-    return {"variant": name, "image_encoder": enc_name, "supcon_labels": list(cols), "align": cfg.to_dict(),
+    return {"variant": name, "image_encoder": enc_name, "encoder_kwargs": enc_kw[0] if enc_kw else {},
+            "supcon_labels": list(cols), "align": cfg.to_dict(),
             "train_seconds": round(secs, 1), "best_epoch": res.best_epoch,
             "metrics": {k: dict(zip(("mean", "ci_lo", "ci_hi"), ci(v))) for k, v in per.items()},
             "per_query": per}
@@ -212,6 +218,11 @@ def main() -> None:
     ap.add_argument("--distractors", type=int, default=None,
                     help="use only the first N training items of a seeded permutation (train set and "
                          "distractors; default all 37,616) when the CPU cannot embed them all")
+    ap.add_argument("--compare", default="", help="comma list of variants every later row is also compared with "
+                                                       "(paired bootstrap; the first row always is)")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="an earlier run's .npz: its --compare variants are compared with this run's rows too "
+                         "(same split and seed; alignment at a fixed thread count is bit-for-bit repeatable)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -228,6 +239,7 @@ def main() -> None:
     oracle = {k: dict(zip(("mean", "ci_lo", "ci_hi"), ci(v))) for k, v in name_oracle(split).items()}
     print(f"name-oracle ceiling: R@1 {oracle['recall@1']['mean']:.3f}, R@10 {oracle['recall@10']['mean']:.3f}")
     rows: list[dict] = []
+    reference = load_reference(args.reference, args.compare.split(",")) if args.reference else []
     keys = ["whole_recall@1", "whole_recall@5", "whole_recall@10", "whole_mrr", "whole_ndcg@10", "whole_chance@10",
             "whole_loose_recall@10", "i2i_p@10_type", "i2i_p@10_type_colour", "held2000_recall@10",
             "shopper_colour_p@10", "shopper_both_p@10"]
@@ -240,23 +252,37 @@ def main() -> None:
               + f" | {r['train_seconds']:.0f} |", flush=True)
         rows.append(r)
         if args.json:  # after every variant: a long run that is stopped keeps what it measured
-            save(args.json, rows, split, len(rest), oracle)
+            save(args.json, rows, split, len(rest), oracle, args.compare.split(","), reference)
 
 
-def save(path: Path, rows: list[dict], split: Split, n_train: int, oracle: dict) -> None:
-    """The results JSON; every variant is also compared with the first on the same queries (paired)."""
+PAIRED = ("whole_recall@10", "whole_mrr", "i2i_p@10_type", "i2i_p@10_type_colour", "held2000_recall@10",
+          "shopper_colour_p@10", "shopper_both_p@10")
+
+
+def load_reference(path: Path, names: list[str]) -> list[dict]:
+    """Per-query values of the `names` variants of an earlier run, as rows to compare with."""
+    with np.load(path, allow_pickle=False) as z:
+        per = {n: {k.split("/", 1)[1]: z[k] for k in z.files if k.split("/", 1)[0] == n} for n in names}
+    return [{"variant": f"{n} ({path.name})", "per_query": p} for n, p in per.items() if p]
+
+
+def save(path: Path, rows: list[dict], split: Split, n_train: int, oracle: dict, compare: list[str],
+         reference: list[dict]) -> None:
+    """The results JSON (per-query values in the .npz beside it); every variant is also compared with
+    the first, with each earlier `compare` variant and with the `reference` rows on the same queries (paired)."""
     from fashionlens.evaluation.statistics import paired_bootstrap
-    from fashionlens.utils import write_json
+    from fashionlens.utils import atomic_write, write_json
 
-    base = rows[0]
     out_rows = []
-    for r in rows:
+    for i, r in enumerate(rows):
         row = {k: v for k, v in r.items() if k != "per_query"}
-        if r is not base:  # diff = variant - first variant (positive = better), 95% CI and p-value
+        for base in [b for j, b in enumerate(rows[:i]) if j == 0 or b["variant"] in compare] + reference:
+            # diff = variant - base (positive = better), 95% CI and p-value
             row["vs_" + base["variant"]] = {
-                k: paired_bootstrap(r["per_query"][k], base["per_query"][k]).to_dict()
-                for k in ("whole_recall@10", "whole_mrr", "i2i_p@10_type_colour", "shopper_both_p@10")}
+                k: paired_bootstrap(r["per_query"][k], base["per_query"][k]).to_dict() for k in PAIRED}
         out_rows.append(row)
+    with atomic_write(path.with_suffix(".npz")) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"{r['variant']}/{k}": v for r in rows for k, v in r["per_query"].items()})
     write_json(path, {"protocol": __doc__.split("\n\n")[0], "n_train": n_train, "n_queries": split.n_held,
                       "gallery": len(split.names), "name_oracle": oracle,
                       "shopper_queries": len(shopper_queries(split)[0]), "rows": out_rows})

@@ -38,6 +38,16 @@ def test_hard_negative_batches_train_and_differ_from_random_batches():
     assert hard.history[0]["train_loss"] > rnd.history[0]["train_loss"]
 
 
+def test_memory_queue_adds_negatives_from_the_second_epoch():
+    img, txt, labels = _pairs()
+    plain = train_alignment(img, txt, labels, AlignConfig(**FAST, hard_negatives=0))
+    mem = train_alignment(img, txt, labels, AlignConfig(**FAST, hard_negatives=0, memory=200))
+    # the first epoch is the same training (memory unused); later ones contrast 200 more items
+    assert mem.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"])
+    assert mem.history[1]["train_loss"] > plain.history[1]["train_loss"] + 0.3
+    assert mem.history[-1]["val_recall@10"] > 0.6
+
+
 def test_labels_of_another_length_are_an_error():
     img, txt, labels = _pairs()
     with pytest.raises(ValueError, match="labels have 399 rows but there are 400"):

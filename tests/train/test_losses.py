@@ -15,13 +15,13 @@ def _dot(a, b):
     return sum(x * y for x, y in zip(a, b))
 
 
-def _slow_info_nce(a, b, scale):
-    a, b = _norm(a), _norm(b)
+def _slow_info_nce(a, b, scale, extra_a=(), extra_b=()):
+    a, b, extra_a, extra_b = _norm(a), _norm(b), _norm(extra_a), _norm(extra_b)
     n = len(a)
     tot = 0.0
     for i in range(n):
-        row = [scale * _dot(a[i], b[j]) for j in range(n)]
-        col = [scale * _dot(a[j], b[i]) for j in range(n)]
+        row = [scale * _dot(a[i], c) for c in b + extra_b]
+        col = [scale * _dot(b[i], c) for c in a + extra_a]
         tot += -row[i] + math.log(sum(math.exp(v) for v in row))
         tot += -col[i] + math.log(sum(math.exp(v) for v in col))
     return tot / (2 * n)
@@ -62,6 +62,16 @@ def test_info_nce_matches_reference(batch):
     a, b, _ = batch
     got = info_nce(a, b, math.log(10.0))
     assert got.item() == pytest.approx(_slow_info_nce(a.tolist(), b.tolist(), 10.0), rel=1e-5)
+
+
+def test_info_nce_with_memory_negatives_matches_reference(batch):
+    a, b, _ = batch
+    g = torch.Generator().manual_seed(1)
+    mem_a, mem_b = torch.randn(4, 5, generator=g), torch.randn(6, 5, generator=g)
+    got = info_nce(a, b, math.log(10.0), mem_a, mem_b)
+    want = _slow_info_nce(a.tolist(), b.tolist(), 10.0, mem_a.tolist(), mem_b.tolist())
+    assert got.item() == pytest.approx(want, rel=1e-5)
+    assert got.item() > info_nce(a, b, math.log(10.0)).item()  # more negatives, a harder task
 
 
 def test_info_nce_temperature_is_clamped(batch):

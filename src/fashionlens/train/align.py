@@ -92,8 +92,9 @@ class _TwoHeads(nn.Module):
 
 
 class _AlignTask:
-    """Engine task: paired batches (shuffled, or groups of look-alike names), InfoNCE + one SupCon
-    term per label column, validation text→image Recall@10 on held-out pairs."""
+    """Engine task: paired batches (shuffled, or groups of look-alike names), InfoNCE (optionally
+    against a cross-batch memory too) + one SupCon term per label column, validation text→image
+    Recall@10 on held-out pairs."""
 
     device = torch.device("cpu")
 
@@ -101,6 +102,10 @@ class _AlignTask:
                  tr: np.ndarray, val: np.ndarray, neighbours: Any, rng: np.random.Generator, cfg: AlignConfig):
         self.module, self.xi, self.xt, self.ys, self.tr, self.val = heads, xi, xt, ys, tr, val
         self.neighbours, self.rng, self.cfg = neighbours, rng, cfg
+        self.epoch = 0
+        # cross-batch memory (Wang et al. 2020, XBM): item rows and detached head outputs, newest first
+        self.mem_rows = np.zeros(0, dtype=np.int64)
+        self.mem_i = self.mem_t = torch.zeros(0, cfg.dim)
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.module.parameters())}]
@@ -110,6 +115,7 @@ class _AlignTask:
 
     def batches(self, epoch: int) -> Any:
         cfg = self.cfg
+        self.epoch = epoch
         if self.neighbours is not None:
             from fashionlens.train.negatives import neighbour_batches
 
@@ -119,12 +125,28 @@ class _AlignTask:
 
     def loss(self, model: nn.Module, b: np.ndarray) -> torch.Tensor:
         zi, zt = model.image(self.xi[b]), model.text(self.xt[b])
-        loss = info_nce(zi, zt, model.log_scale)
+        loss = info_nce(zi, zt, model.log_scale, *self._memory(b))
+        self._remember(b, zi, zt)
         for y in self.ys:
             yb = y[b]
             loss = loss + self.cfg.supcon_weight * supcon(torch.cat([zi, zt]), torch.cat([yb, yb]),
                                                           self.cfg.supcon_temperature)
         return loss
+
+    def _memory(self, b: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Extra InfoNCE negatives: the memory without the batch's own items. Unused in the first
+        epoch, while the heads still move fast and remembered outputs go stale within a few steps."""
+        if self.cfg.memory <= 0 or self.epoch < 1 or not len(self.mem_rows):
+            return None, None
+        keep = torch.as_tensor(~np.isin(self.mem_rows, b))
+        return self.mem_i[keep], self.mem_t[keep]
+
+    def _remember(self, b: np.ndarray, zi: torch.Tensor, zt: torch.Tensor) -> None:
+        if self.cfg.memory > 0:
+            m = self.cfg.memory
+            self.mem_rows = np.concatenate([b, self.mem_rows])[:m]
+            self.mem_i = torch.cat([zi.detach(), self.mem_i])[:m]
+            self.mem_t = torch.cat([zt.detach(), self.mem_t])[:m]
 
     def validate(self) -> dict[str, float]:
         zi = nn.functional.normalize(self.module.image(self.xi[self.val]), dim=-1).numpy()

@@ -21,6 +21,10 @@ class AlignConfig(Config):
     # in-batch negatives are look-alikes (other black T-shirts). Off: 16 cost 0.018 whole-catalog
     # R@10 at 4k training items (docs/bench/retrieval_catalog.md); untested at 37.6k
     hard_negatives: int = 0
+    # > 0: InfoNCE also contrasts each batch with this many photos/names of the batches before it
+    # (a cross-batch memory of detached head outputs, used from the second epoch on). Off: 4,096
+    # halved whole-catalog R@10 at 37.6k training items (docs/bench/retrieval_catalog.md)
+    memory: int = 0
     epochs: int = 40
     batch_size: int = 512
     lr: float = 2e-3

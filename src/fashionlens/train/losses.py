@@ -10,17 +10,25 @@ import torch.nn.functional as F
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, log_scale: torch.Tensor | float = math.log(1 / 0.07)) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, log_scale: torch.Tensor | float = math.log(1 / 0.07),
+             extra_a: torch.Tensor | None = None, extra_b: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE over paired rows of `a` and `b` (row i of a matches row i of b).
 
     `log_scale` is the log of the inverse temperature (learnable in practice); it is clamped.
+    `extra_a` / `extra_b`: more negatives for the b->a / a->b direction (e.g. a cross-batch memory of
+    earlier batches' embeddings, detached), appended to the in-batch candidates.
     """
     a = F.normalize(a.float(), dim=-1)
     b = F.normalize(b.float(), dim=-1)
     scale = torch.as_tensor(log_scale, dtype=torch.float32, device=a.device).clamp(max=MAX_LOGIT_SCALE).exp()
     logits = scale * a @ b.T
     target = torch.arange(len(a), device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    a_to_b, b_to_a = logits, logits.T
+    if extra_b is not None and len(extra_b):
+        a_to_b = torch.cat([a_to_b, scale * a @ F.normalize(extra_b.float(), dim=-1).T], 1)
+    if extra_a is not None and len(extra_a):
+        b_to_a = torch.cat([b_to_a, scale * b @ F.normalize(extra_a.float(), dim=-1).T], 1)
+    return 0.5 * (F.cross_entropy(a_to_b, target) + F.cross_entropy(b_to_a, target))
 
 
 def supcon(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
