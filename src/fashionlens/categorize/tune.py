@@ -92,23 +92,34 @@ class _CosineClassifier:
         return Module()
 
 
-class _TuneTask:
-    """Engine task: augmented photo batches, label-smoothed cross-entropy, validation macro F1."""
+class ClassifierTask:
+    """What both fine-tunes' engine tasks share: a (class-weighted) label-smoothed cross-entropy and
+    two learning rates, the classifier's and the trainable backbone's (`backbone_lr_mult` of it)."""
 
-    def __init__(self, module: Any, tuned: Any, loader: Any, val: Catalog, y_val: np.ndarray,
-                 classes: Sequence[str], weights: np.ndarray | None, cfg: TuneConfig):
+    module: Any
+    cfg: Any
+
+    def _setup(self, weights: np.ndarray | None) -> None:
         import torch
 
-        self.module, self.tuned, self.loader, self.cfg = module, tuned, loader, cfg
-        self.val, self.y_val, self.classes = val, y_val, list(classes)
         w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-        self.loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=cfg.label_smoothing)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=self.cfg.label_smoothing)
         self.device = torch.device("cpu")
 
     def param_groups(self) -> list[dict[str, Any]]:
         backbone = [p for p in self.module.tower.parameters() if p.requires_grad]
         return [{"params": [self.module.weight, self.module.bias], "lr": self.cfg.lr},
                 {"params": backbone, "lr": self.cfg.lr * self.cfg.backbone_lr_mult}]
+
+
+class _TuneTask(ClassifierTask):
+    """Engine task: augmented photo batches, label-smoothed cross-entropy, validation macro F1."""
+
+    def __init__(self, module: Any, tuned: Any, loader: Any, val: Catalog, y_val: np.ndarray,
+                 classes: Sequence[str], weights: np.ndarray | None, cfg: TuneConfig):
+        self.module, self.tuned, self.loader, self.cfg = module, tuned, loader, cfg
+        self.val, self.y_val, self.classes = val, y_val, list(classes)
+        self._setup(weights)
 
     def n_batches(self) -> int:
         return max(1, len(self.loader))

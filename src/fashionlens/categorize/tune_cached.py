@@ -20,6 +20,7 @@ import numpy as np
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.categorize.heads import CosineHead
+from fashionlens.categorize.tune import ClassifierTask
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError
 from fashionlens.evaluation.classification import classification_metrics
@@ -91,7 +92,7 @@ def activations(prefix: Any, images: Sequence[Any], preprocess: Any, flip: bool 
     return torch.cat(out)
 
 
-class _CachedTask:
+class _CachedTask(ClassifierTask):
     """Engine task: a random view (photo or mirror) of each item's cached activations per epoch,
     label-smoothed cross-entropy through the trainable suffix + cosine classifier."""
 
@@ -101,14 +102,7 @@ class _CachedTask:
 
         self.module, self.views, self.val_views, self.cfg = module, views, val_views, cfg
         self.y, self.y_val, self.classes = torch.from_numpy(np.asarray(y, np.int64)), y_val, list(classes)
-        w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-        self.loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=cfg.label_smoothing)
-        self.device = torch.device("cpu")
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        backbone = [p for p in self.module.tower.parameters() if p.requires_grad]
-        return [{"params": [self.module.weight, self.module.bias], "lr": self.cfg.lr},
-                {"params": backbone, "lr": self.cfg.lr * self.cfg.backbone_lr_mult}]
+        self._setup(weights)
 
     def n_batches(self) -> int:
         return max(1, -(-len(self.y) // self.cfg.batch_size))
