@@ -10,6 +10,7 @@ Writes results.json, a markdown table (table.md) and one evaluation report folde
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -50,7 +51,8 @@ def main() -> None:
     ap.add_argument("--labels", default="articleType,masterCategory,baseColour")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--encoder", default="efficientnet-lite0")
-    ap.add_argument("--size", type=int, default=None, help="encoder input size (default: the encoder's)")
+    ap.add_argument("--size", default="", help="encoder input size(s), comma-separated: one set of rows each "
+                    "on the same split (default: the encoder's)")
     ap.add_argument("--min-class-size", type=int, default=20)
     ap.add_argument("--cache", default=str(Path.home() / ".cache/fashionlens/embeddings"))
     ap.add_argument("--threads", type=int, default=2)
@@ -78,10 +80,12 @@ def main() -> None:
             rng = np.random.default_rng(0)
             keep |= set(rng.choice(len(cat), size=args.sample, replace=False).tolist())
         cat = cat.subset(sorted(keep))
-    enc = create(args.encoder, **({"size": args.size} if args.size else {}))
     out = Path(args.out)
     results = []
-    for label in args.labels.split(","):
+    for size, label in itertools.product([int(s) for s in args.size.split(",") if s] or [None],
+                                         args.labels.split(",")):
+        enc = create(args.encoder, **({"size": size} if size else {}))
+        out = Path(args.out) / (f"{size}px" if size else "")
         lab = cat.subset(clean_labels(cat.column(label)) != "")
         fit_pos, test_pos = stratified_split(clean_labels(lab.column(label)), 0.2, 0)
         fit, test = lab.subset(fit_pos), lab.subset(test_pos)
@@ -100,7 +104,8 @@ def main() -> None:
                                           progress=False).encoder
                     align_s = round(time.perf_counter() - t0, 1)
                 run_enc = aligned
-            cfg = CategorizeConfig(label=label, encoder=run_enc.name, min_class_size=args.min_class_size, **over)
+            cfg = CategorizeConfig(label=label, encoder=run_enc.name, min_class_size=args.min_class_size,
+                                   encoder_kwargs={"size": size} if size and run_enc is enc else {}, **over)
             t0 = time.perf_counter()
             run_dir = out / f"{label}-{run}"  # fine-tuning saves each epoch there: a rerun resumes
             clf = Categorizer(cfg, encoder=run_enc, cache_dir=args.cache).fit(
@@ -108,7 +113,7 @@ def main() -> None:
                 checkpoint=run_dir / "checkpoint" if cfg.method == "finetune" else None)
             fit_s, load = time.perf_counter() - t0, os.getloadavg()
             res = clf.evaluate(test, report_dir=run_dir)
-            row = {"label": label, "run": run, "encoder": run_enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
+            row = {"label": label, "run": run, "size": size, "encoder": run_enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
                    "classes": len(clf.classes_), "merged": len(clf.merged_), "accuracy": res["accuracy"],
                    "top5_accuracy": res["top5_accuracy"], "macro_f1": res["macro_f1"],
                    "weighted_f1": res["weighted_f1"], "fit_seconds": round(fit_s, 1), "load_average": load,
@@ -123,18 +128,19 @@ def main() -> None:
                 if name == clf.selection_["chosen"]:
                     continue
                 r = cand.evaluate(test)
-                results.append({**{k: row[k] for k in ("label", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
+                results.append({**{k: row[k] for k in ("label", "size", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
                                 "encoder": cand.encoder.fingerprint(), "n_test": r["n"], "accuracy": r["accuracy"],
                                 "top5_accuracy": r["top5_accuracy"], "macro_f1": r["macro_f1"],
                                 "weighted_f1": r["weighted_f1"], "fit_seconds": cand.fit_seconds_, "ci95": r["ci95"],
                                 "per_class": r["per_class"]})
                 print(json.dumps({k: v for k, v in results[-1].items() if k != "per_class"}), flush=True)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    lines = ["| label | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| label | size | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['label']} | {r['run']} | {r['classes']} | {r['n_fit']} / {r['n_test']} | "
+        lines.append(f"| {r['label']} | {r['size'] or 'default'} | {r['run']} | {r['classes']} | {r['n_fit']} / {r['n_test']} | "
                      f"{r['accuracy']:.3f} | {r['top5_accuracy']:.3f} | {r['macro_f1']:.3f} | "
                      f"{r['weighted_f1']:.3f} | {r['fit_seconds']:.0f} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")

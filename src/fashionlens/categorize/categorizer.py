@@ -53,6 +53,8 @@ from fashionlens.utils import (
     write_json,
 )
 
+# categorize's own encoder settings, where they differ from the encoder's (search's) defaults
+DEFAULT_ENCODER_KWARGS: dict[str, dict[str, Any]] = {}
 METHODS = ("auto", "zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
 # a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
@@ -65,6 +67,9 @@ class CategorizeConfig(Config):
 
     label: str = "articleType"
     encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
+    # keyword arguments for the encoder's factory (plain JSON, e.g. {"size": 224}); None: that encoder's
+    # categorize default (DEFAULT_ENCODER_KWARGS), saved resolved so a loaded model rebuilds the same one
+    encoder_kwargs: dict[str, Any] | None = None
     method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
@@ -94,6 +99,10 @@ class CategorizeConfig(Config):
             raise InvalidInputError(f"unknown balance '{self.balance}'; choose one of {', '.join(BALANCE)}")
         if self.augment not in ("none", "flip", "random"):
             raise InvalidInputError(f"unknown augment '{self.augment}'; choose none, flip or random")
+        if self.encoder_kwargs is None:
+            self.encoder_kwargs = dict(DEFAULT_ENCODER_KWARGS.get(self.encoder, {}))
+        if not isinstance(self.encoder_kwargs, dict):
+            raise InvalidInputError(f"encoder_kwargs must be a mapping of keyword arguments, not {self.encoder_kwargs!r}")
         self.templates = tuple(self.templates)
         self.candidates = tuple(self.candidates)
         check_candidates(self.candidates)
@@ -118,7 +127,7 @@ class Categorizer:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = self._create(self.config.encoder, "config.encoder")
+            self._encoder = self._create(self.config.encoder, "config.encoder", self.config.encoder_kwargs)
         return self._encoder
 
     @property
@@ -133,13 +142,13 @@ class Categorizer:
             self._text_encoder = self._create(self.config.text_encoder, "config.text_encoder")
         return self._text_encoder
 
-    def _create(self, name: str, field: str) -> Encoder:
+    def _create(self, name: str, field: str, kwargs: dict[str, Any] | None = None) -> Encoder:
         """A name the user gave (any encoder) or one read from a saved folder (data only: no code)."""
         from fashionlens.encoders.registry import create, create_from_config
 
         if self._source is None:
-            return create(name)
-        return create_from_config(name, source=self._source, field=field, folder=".")  # resolved by load()
+            return create(name, **(kwargs or {}))
+        return create_from_config(name, kwargs, source=self._source, field=field, folder=".")  # resolved by load()
 
     # ---- features -----------------------------------------------------------------------------
     def _embed(self, enc: Encoder, images: Catalog | list[Any]) -> np.ndarray:
@@ -418,7 +427,8 @@ class Categorizer:
             encoder = load_run_encoder(root / "backbone")
         # keys a newer version dropped are ignored in folders saved before it (they carry no setting now)
         known = {f.name for f in fields(CategorizeConfig)}
-        config = CategorizeConfig.from_dict({k: v for k, v in meta["config"].items() if k in known})
+        # a folder saved before encoder_kwargs existed built its encoder with the factory's defaults
+        config = CategorizeConfig.from_dict({"encoder_kwargs": {}} | {k: v for k, v in meta["config"].items() if k in known})
         for key in ("encoder", "text_encoder"):
             if not isinstance(getattr(config, key), str):
                 raise ValueError(f"{meta_path}: field 'config.{key}' must be an encoder name")
