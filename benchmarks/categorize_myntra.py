@@ -82,6 +82,7 @@ def main() -> None:
         cat = cat.subset(sorted(keep))
     out = Path(args.out)
     results = []
+    preds: dict[tuple[str, str], dict[int | None, tuple[list[str], list[str]]]] = {}  # (label, run) -> size -> truth, predicted
     for size, label in itertools.product([int(s) for s in args.size.split(",") if s] or [None],
                                          args.labels.split(",")):
         enc = create(args.encoder, **({"size": size} if size else {}))
@@ -124,6 +125,8 @@ def main() -> None:
                    "per_class": res["per_class"]}  # kept in results.json: macro F1 hinges on the rare classes
             results.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "per_class"}), flush=True)
+            truth = [str(v) for v in clean_labels(test.column(label))]
+            preds.setdefault((label, run), {})[size] = (truth, clf.predict(test))
             for name, cand in getattr(clf, "candidates_", {}).items():  # auto: every candidate on the same test
                 if name == clf.selection_["chosen"]:
                     continue
@@ -134,9 +137,14 @@ def main() -> None:
                                 "weighted_f1": r["weighted_f1"], "fit_seconds": cand.fit_seconds_, "ci95": r["ci95"],
                                 "per_class": r["per_class"]})
                 print(json.dumps({k: v for k, v in results[-1].items() if k != "per_class"}), flush=True)
+                preds.setdefault((label, f"{run}:{name}"), {})[size] = (truth, cand.predict(test))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
+    paired = [size_difference(key, by_size) for key, by_size in preds.items() if len(by_size) > 1]
+    if paired:
+        (out / "paired_sizes.json").write_text(json.dumps(paired, indent=2))
+        print(json.dumps(paired, indent=1))
     lines = ["| label | size | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -145,6 +153,34 @@ def main() -> None:
                      f"{r['weighted_f1']:.3f} | {r['fit_seconds']:.0f} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def size_difference(key: tuple[str, str], by_size: dict) -> dict:
+    """The first size minus each other one, on the same test items: paired bootstrap CIs (1,000
+    resamples) of the accuracy and macro F1 differences (macro F1 over the classes in the test truth)."""
+    import numpy as np
+
+    from fashionlens.evaluation.classification import macro_f1
+    from fashionlens.evaluation.statistics import bootstrap_statistic_ci, paired_bootstrap
+
+    (first, (truth, pred_a)), *others = by_size.items()
+    names = sorted(set(truth) | {p for _, ps in by_size.values() for p in ps})
+    code = {n: i for i, n in enumerate(names)}
+    t, a = np.array([code[x] for x in truth]), np.array([code[x] for x in pred_a])
+    every = np.arange(len(t))
+
+    def f1(i: np.ndarray, p: np.ndarray) -> float:
+        return macro_f1(t[i], p[i], len(names))
+
+    rows = []
+    for size, (_, pred_b) in others:
+        b = np.array([code[x] for x in pred_b])
+        acc = paired_bootstrap((a != t).astype(float), (b != t).astype(float), n_boot=1000)  # error rates
+        rows.append({"label": key[0], "run": key[1], "sizes": [first, size], "n": len(t),
+                     "accuracy_diff": -acc.diff, "accuracy_diff_ci95": sorted([-acc.ci95[0], -acc.ci95[1]]),
+                     "macro_f1_diff": f1(every, a) - f1(every, b),
+                     "macro_f1_diff_ci95": list(bootstrap_statistic_ci(lambda i, b=b: f1(i, a) - f1(i, b), len(t)))})
+    return rows[0] if len(rows) == 1 else {"label": key[0], "run": key[1], "pairs": rows}
 
 
 if __name__ == "__main__":
