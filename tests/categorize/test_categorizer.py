@@ -20,6 +20,7 @@ from fashionlens.categorize.data import (
     oversample,
 )
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 
 # articleType -> (sub, master, colour name, rgb)
 KINDS = {
@@ -324,13 +325,11 @@ class SizedColourEncoder(ColourEncoder):
 @pytest.fixture()
 def sized_encoder(monkeypatch):
     """`toy-sized` in the registry for one test: a loaded model rebuilds only registered names."""
-    from fashionlens.categorize import categorizer
     from fashionlens.encoders import list_encoders, registry
 
     list_encoders()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register("toy-sized")(SizedColourEncoder)
-    monkeypatch.setattr(categorizer, "DEFAULT_ENCODER_KWARGS", {"toy-sized": {"size": 12}})
     return "toy-sized"
 
 
@@ -342,10 +341,9 @@ def _edit_config(folder, change) -> None:
     (folder / "manifest.json").unlink()  # its file hashes no longer match; a folder without one loads
 
 
-def test_encoder_kwargs_default_per_encoder_saved_and_rebuilt_on_load(toy, tmp_path, sized_encoder):
-    assert CategorizeConfig(encoder=sized_encoder).encoder_kwargs == {"size": 12}  # categorize's default
-    assert CategorizeConfig(encoder=sized_encoder, encoder_kwargs={"size": 8}).encoder_kwargs == {"size": 8}
-    assert CategorizeConfig(encoder="another").encoder_kwargs == {}
+def test_encoder_kwargs_are_saved_and_rebuild_the_encoder_on_load(toy, tmp_path, sized_encoder):
+    with pytest.raises(InvalidInputError, match="encoder_kwargs must be a mapping"):
+        CategorizeConfig(encoder_kwargs=224)
     clf = Categorizer(CategorizeConfig(label="articleType", encoder=sized_encoder, method="probe", tta=False,
                                        encoder_kwargs={"size": 8})).fit(toy)
     assert clf.encoder.size == 8
@@ -354,7 +352,7 @@ def test_encoder_kwargs_default_per_encoder_saved_and_rebuilt_on_load(toy, tmp_p
     assert again.encoder.size == 8 and again.config.encoder_kwargs == {"size": 8}
     np.testing.assert_allclose(again.predict_proba(toy), clf.predict_proba(toy), atol=1e-6)
 
-    # a folder saved before the field existed used the factory's defaults, not today's categorize default
+    # a folder saved before the field existed built the encoder with the factory's defaults
     _edit_config(tmp_path / "m", lambda c: c.pop("encoder_kwargs"))
     assert Categorizer.load(tmp_path / "m").encoder.size == 4
 

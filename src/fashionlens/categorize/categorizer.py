@@ -53,8 +53,6 @@ from fashionlens.utils import (
     write_json,
 )
 
-# categorize's own encoder settings, where they differ from the encoder's (search's) defaults
-DEFAULT_ENCODER_KWARGS: dict[str, dict[str, Any]] = {}
 METHODS = ("auto", "zeroshot", "probe", "head", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
 # a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
@@ -67,9 +65,9 @@ class CategorizeConfig(Config):
 
     label: str = "articleType"
     encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
-    # keyword arguments for the encoder's factory (plain JSON, e.g. {"size": 224}); None: that encoder's
-    # categorize default (DEFAULT_ENCODER_KWARGS), saved resolved so a loaded model rebuilds the same one
-    encoder_kwargs: dict[str, Any] | None = None
+    # keyword arguments for the encoder's factory (plain JSON, e.g. {"size": 224}), saved with the model
+    # so a loaded one rebuilds the same encoder; {}: the encoder's own defaults (Lite0: 160 px)
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
@@ -99,8 +97,6 @@ class CategorizeConfig(Config):
             raise InvalidInputError(f"unknown balance '{self.balance}'; choose one of {', '.join(BALANCE)}")
         if self.augment not in ("none", "flip", "random"):
             raise InvalidInputError(f"unknown augment '{self.augment}'; choose none, flip or random")
-        if self.encoder_kwargs is None:
-            self.encoder_kwargs = dict(DEFAULT_ENCODER_KWARGS.get(self.encoder, {}))
         if not isinstance(self.encoder_kwargs, dict):
             raise InvalidInputError(f"encoder_kwargs must be a mapping of keyword arguments, not {self.encoder_kwargs!r}")
         self.templates = tuple(self.templates)
@@ -427,8 +423,7 @@ class Categorizer:
             encoder = load_run_encoder(root / "backbone")
         # keys a newer version dropped are ignored in folders saved before it (they carry no setting now)
         known = {f.name for f in fields(CategorizeConfig)}
-        # a folder saved before encoder_kwargs existed built its encoder with the factory's defaults
-        config = CategorizeConfig.from_dict({"encoder_kwargs": {}} | {k: v for k, v in meta["config"].items() if k in known})
+        config = CategorizeConfig.from_dict({k: v for k, v in meta["config"].items() if k in known})
         for key in ("encoder", "text_encoder"):
             if not isinstance(getattr(config, key), str):
                 raise ValueError(f"{meta_path}: field 'config.{key}' must be an encoder name")

@@ -42,8 +42,8 @@ def train(
     label: str = typer.Option(..., "--label", help="column to predict, e.g. masterCategory, articleType, baseColour"),
     out: Path = typer.Option(..., "--out", help="folder for the model and its evaluation report"),
     encoder: str = typer.Option("efficientnet-lite0", help="registry encoder (method caption: a captioner)"),
-    size: int | None = typer.Option(None, help="encoder input size in px (default: categorize's for that "
-                                    "encoder, else the encoder's own)"),
+    size: int | None = typer.Option(None, help="encoder input size in px (default: the encoder's own; "
+                                    "Lite0 160, 224 measured in docs/bench/categorize.md)"),
     method: str = typer.Option("auto", help="auto (the candidate validation favours, never below the probe) | "
                                "zeroshot | probe | head | finetune | caption"),
     limit: int | None = typer.Option(None, help="use a seeded random sample of N items"),
@@ -80,7 +80,7 @@ def train(
     check_overwrite(out, "categorizer", CATEGORIZER_MARKS)  # before training, not after
     prompts = _read_prompts(class_prompts) if class_prompts else {}
     cat = _load(catalog, limit, seed, check_images)
-    cfg = CategorizeConfig(label=label, encoder=encoder, encoder_kwargs={"size": size} if size else None,
+    cfg = CategorizeConfig(label=label, encoder=encoder, encoder_kwargs={"size": size} if size else {},
                            method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
                            prompt_children=prompt_children, class_prompts=prompts,
