@@ -128,7 +128,8 @@ def main() -> None:
             truth = [str(v) for v in clean_labels(test.column(label))]
             preds.setdefault((label, run), {})[size] = (truth, clf.predict(test))
             for name, cand in getattr(clf, "candidates_", {}).items():  # auto: every candidate on the same test
-                if name == clf.selection_["chosen"]:
+                if name == clf.selection_["chosen"]:  # its row is the run's; paired across sizes by name too
+                    preds.setdefault((label, f"{run}:{name}"), {})[size] = preds[(label, run)][size]
                     continue
                 r = cand.evaluate(test)
                 results.append({**{k: row[k] for k in ("label", "size", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
