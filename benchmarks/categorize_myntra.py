@@ -10,6 +10,7 @@ Writes results.json, a markdown table (table.md) and one evaluation report folde
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -50,7 +51,8 @@ def main() -> None:
     ap.add_argument("--labels", default="articleType,masterCategory,baseColour")
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--encoder", default="efficientnet-lite0")
-    ap.add_argument("--size", type=int, default=None, help="encoder input size (default: the encoder's)")
+    ap.add_argument("--size", default="", help="encoder input size(s), comma-separated: one set of rows each "
+                    "on the same split (default: the encoder's)")
     ap.add_argument("--min-class-size", type=int, default=20)
     ap.add_argument("--cache", default=str(Path.home() / ".cache/fashionlens/embeddings"))
     ap.add_argument("--threads", type=int, default=2)
@@ -78,10 +80,13 @@ def main() -> None:
             rng = np.random.default_rng(0)
             keep |= set(rng.choice(len(cat), size=args.sample, replace=False).tolist())
         cat = cat.subset(sorted(keep))
-    enc = create(args.encoder, **({"size": args.size} if args.size else {}))
     out = Path(args.out)
     results = []
-    for label in args.labels.split(","):
+    preds: dict[tuple[str, str], dict[int | None, tuple[list[str], list[str]]]] = {}  # (label, run) -> size -> truth, predicted
+    for size, label in itertools.product([int(s) for s in args.size.split(",") if s] or [None],
+                                         args.labels.split(",")):
+        enc = create(args.encoder, **({"size": size} if size else {}))
+        out = Path(args.out) / (f"{size}px" if size else "")
         lab = cat.subset(clean_labels(cat.column(label)) != "")
         fit_pos, test_pos = stratified_split(clean_labels(lab.column(label)), 0.2, 0)
         fit, test = lab.subset(fit_pos), lab.subset(test_pos)
@@ -100,7 +105,8 @@ def main() -> None:
                                           progress=False).encoder
                     align_s = round(time.perf_counter() - t0, 1)
                 run_enc = aligned
-            cfg = CategorizeConfig(label=label, encoder=run_enc.name, min_class_size=args.min_class_size, **over)
+            cfg = CategorizeConfig(label=label, encoder=run_enc.name, min_class_size=args.min_class_size,
+                                   encoder_kwargs={"size": size} if size and run_enc is enc else {}, **over)
             t0 = time.perf_counter()
             run_dir = out / f"{label}-{run}"  # fine-tuning saves each epoch there: a rerun resumes
             clf = Categorizer(cfg, encoder=run_enc, cache_dir=args.cache).fit(
@@ -108,7 +114,7 @@ def main() -> None:
                 checkpoint=run_dir / "checkpoint" if cfg.method == "finetune" else None)
             fit_s, load = time.perf_counter() - t0, os.getloadavg()
             res = clf.evaluate(test, report_dir=run_dir)
-            row = {"label": label, "run": run, "encoder": run_enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
+            row = {"label": label, "run": run, "size": size, "encoder": run_enc.fingerprint(), "n_fit": len(fit), "n_test": res["n"],
                    "classes": len(clf.classes_), "merged": len(clf.merged_), "accuracy": res["accuracy"],
                    "top5_accuracy": res["top5_accuracy"], "macro_f1": res["macro_f1"],
                    "weighted_f1": res["weighted_f1"], "fit_seconds": round(fit_s, 1), "load_average": load,
@@ -119,26 +125,63 @@ def main() -> None:
                    "per_class": res["per_class"]}  # kept in results.json: macro F1 hinges on the rare classes
             results.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "per_class"}), flush=True)
+            truth = [str(v) for v in clean_labels(test.column(label))]
+            preds.setdefault((label, run), {})[size] = (truth, clf.predict(test))
             for name, cand in getattr(clf, "candidates_", {}).items():  # auto: every candidate on the same test
-                if name == clf.selection_["chosen"]:
+                if name == clf.selection_["chosen"]:  # its row is the run's; paired across sizes by name too
+                    preds.setdefault((label, f"{run}:{name}"), {})[size] = preds[(label, run)][size]
                     continue
                 r = cand.evaluate(test)
-                results.append({**{k: row[k] for k in ("label", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
+                results.append({**{k: row[k] for k in ("label", "size", "n_fit", "classes", "merged")}, "run": f"{run}:{name}",
                                 "encoder": cand.encoder.fingerprint(), "n_test": r["n"], "accuracy": r["accuracy"],
                                 "top5_accuracy": r["top5_accuracy"], "macro_f1": r["macro_f1"],
                                 "weighted_f1": r["weighted_f1"], "fit_seconds": cand.fit_seconds_, "ci95": r["ci95"],
                                 "per_class": r["per_class"]})
                 print(json.dumps({k: v for k, v in results[-1].items() if k != "per_class"}), flush=True)
+                preds.setdefault((label, f"{run}:{name}"), {})[size] = (truth, cand.predict(test))
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    lines = ["| label | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    paired = [size_difference(key, by_size) for key, by_size in preds.items() if len(by_size) > 1]
+    if paired:
+        (out / "paired_sizes.json").write_text(json.dumps(paired, indent=2))
+        print(json.dumps(paired, indent=1))
+    lines = ["| label | size | method | classes | fit / test | accuracy | top-5 | macro F1 | weighted F1 | fit s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['label']} | {r['run']} | {r['classes']} | {r['n_fit']} / {r['n_test']} | "
+        lines.append(f"| {r['label']} | {r['size'] or 'default'} | {r['run']} | {r['classes']} | {r['n_fit']} / {r['n_test']} | "
                      f"{r['accuracy']:.3f} | {r['top5_accuracy']:.3f} | {r['macro_f1']:.3f} | "
                      f"{r['weighted_f1']:.3f} | {r['fit_seconds']:.0f} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def size_difference(key: tuple[str, str], by_size: dict) -> dict:
+    """The first size minus each other one, on the same test items: paired bootstrap CIs (1,000
+    resamples) of the accuracy and macro F1 differences (macro F1 over the classes in the test truth)."""
+    import numpy as np
+
+    from fashionlens.evaluation.classification import macro_f1
+    from fashionlens.evaluation.statistics import bootstrap_statistic_ci, paired_bootstrap
+
+    (first, (truth, pred_a)), *others = by_size.items()
+    names = sorted(set(truth) | {p for _, ps in by_size.values() for p in ps})
+    code = {n: i for i, n in enumerate(names)}
+    t, a = np.array([code[x] for x in truth]), np.array([code[x] for x in pred_a])
+    every = np.arange(len(t))
+
+    def f1(i: np.ndarray, p: np.ndarray) -> float:
+        return macro_f1(t[i], p[i], len(names))
+
+    rows = []
+    for size, (_, pred_b) in others:
+        b = np.array([code[x] for x in pred_b])
+        acc = paired_bootstrap((a != t).astype(float), (b != t).astype(float), n_boot=1000)  # error rates
+        rows.append({"label": key[0], "run": key[1], "sizes": [first, size], "n": len(t),
+                     "accuracy_diff": -acc.diff, "accuracy_diff_ci95": sorted([-acc.ci95[0], -acc.ci95[1]]),
+                     "macro_f1_diff": f1(every, a) - f1(every, b),
+                     "macro_f1_diff_ci95": list(bootstrap_statistic_ci(lambda i, b=b: f1(i, a) - f1(i, b), len(t)))})
+    return rows[0] if len(rows) == 1 else {"label": key[0], "run": key[1], "pairs": rows}
 
 
 if __name__ == "__main__":

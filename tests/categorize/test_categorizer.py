@@ -20,6 +20,7 @@ from fashionlens.categorize.data import (
     oversample,
 )
 from fashionlens.encoders.base import Encoder
+from fashionlens.errors import InvalidInputError
 
 # articleType -> (sub, master, colour name, rgb)
 KINDS = {
@@ -308,3 +309,58 @@ def test_probe_matches_scikit_learn_logistic_regression():
     Xs = (X - ours.mean_) / ours.scale_
     ref = LogisticRegression(C=0.5, max_iter=2000, tol=1e-8).fit(Xs, y, sample_weight=w)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(Xs), atol=2e-3)
+
+
+class SizedColourEncoder(ColourEncoder):
+    """ColourEncoder on photos first resized to `size` px: a factory argument a saved model must keep."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+
+    def _encode_images(self, images):
+        ims = [im if isinstance(im, Image.Image) else Image.open(im) for im in images]
+        return super()._encode_images([im.convert("RGB").resize((self.size, self.size)) for im in ims])
+
+
+@pytest.fixture()
+def sized_encoder(monkeypatch):
+    """`toy-sized` in the registry for one test: a loaded model rebuilds only registered names."""
+    from fashionlens.encoders import list_encoders, registry
+
+    list_encoders()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register("toy-sized")(SizedColourEncoder)
+    return "toy-sized"
+
+
+def _edit_config(folder, change) -> None:
+    """Change a saved categorizer.json's config in place, as a folder from before manifests would hold."""
+    meta = json.loads((folder / "categorizer.json").read_text())
+    change(meta["config"])
+    (folder / "categorizer.json").write_text(json.dumps(meta))
+    (folder / "manifest.json").unlink()  # its file hashes no longer match; a folder without one loads
+
+
+def test_encoder_kwargs_are_saved_and_rebuild_the_encoder_on_load(toy, tmp_path, sized_encoder):
+    with pytest.raises(InvalidInputError, match="encoder_kwargs must be a mapping"):
+        CategorizeConfig(encoder_kwargs=224)
+    clf = Categorizer(CategorizeConfig(label="articleType", encoder=sized_encoder, method="probe", tta=False,
+                                       encoder_kwargs={"size": 8})).fit(toy)
+    assert clf.encoder.size == 8
+    clf.save(tmp_path / "m")
+    again = Categorizer.load(tmp_path / "m")  # no encoder given: rebuilt from the saved name + arguments
+    assert again.encoder.size == 8 and again.config.encoder_kwargs == {"size": 8}
+    np.testing.assert_allclose(again.predict_proba(toy), clf.predict_proba(toy), atol=1e-6)
+
+    # a folder saved before the field existed built the encoder with the factory's defaults
+    _edit_config(tmp_path / "m", lambda c: c.pop("encoder_kwargs"))
+    assert Categorizer.load(tmp_path / "m").encoder.size == 4
+
+
+def test_encoder_kwargs_from_a_saved_folder_must_be_data(toy, tmp_path, sized_encoder):
+    clf = Categorizer(CategorizeConfig(label="articleType", encoder=sized_encoder, method="probe", tta=False,
+                                       encoder_kwargs={"size": 8})).fit(toy)
+    clf.save(tmp_path / "m")
+    _edit_config(tmp_path / "m", lambda c: c.update(encoder_kwargs={"colour": 3}))  # not a factory argument
+    with pytest.raises(Exception, match="bad arguments for 'toy-sized'"):
+        _ = Categorizer.load(tmp_path / "m").encoder  # built on first use

@@ -15,11 +15,12 @@ def test_train_evaluate_predict_on_real_photos(myntra_dir, tmp_path):
     out, cache = tmp_path / "model", tmp_path / "cache"
     r = runner.invoke(app, ["train", str(myntra_dir), "--label", "masterCategory", "--method", "probe",
                             "--limit", "90", "--no-tta", "--out", str(out), "--cache-dir", str(cache),
-                            "--no-check-images"])
+                            "--no-check-images", "--size", "128"])
     assert r.exit_code == 0, r.output
     assert (out / "categorizer.json").is_file() and (out / "report" / "confusion.png").is_file()
     meta = json.loads((out / "categorizer.json").read_text())
     assert meta["encoder"] == "efficientnet-lite0" and "Apparel" in meta["classes"]
+    assert meta["config"]["encoder_kwargs"] == {"size": 128} and "size=128" in meta["encoder_fingerprint"]
 
     r = runner.invoke(app, ["evaluate", str(out), str(myntra_dir), "--limit", "90", "--json",
                             "--cache-dir", str(cache), "--no-check-images"])

@@ -65,6 +65,9 @@ class CategorizeConfig(Config):
 
     label: str = "articleType"
     encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
+    # keyword arguments for the encoder's factory (plain JSON, e.g. {"size": 224}), saved with the model
+    # so a loaded one rebuilds the same encoder; {}: the encoder's own defaults (Lite0: 160 px)
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
@@ -94,6 +97,8 @@ class CategorizeConfig(Config):
             raise InvalidInputError(f"unknown balance '{self.balance}'; choose one of {', '.join(BALANCE)}")
         if self.augment not in ("none", "flip", "random"):
             raise InvalidInputError(f"unknown augment '{self.augment}'; choose none, flip or random")
+        if not isinstance(self.encoder_kwargs, dict):
+            raise InvalidInputError(f"encoder_kwargs must be a mapping of keyword arguments, not {self.encoder_kwargs!r}")
         self.templates = tuple(self.templates)
         self.candidates = tuple(self.candidates)
         check_candidates(self.candidates)
@@ -118,7 +123,7 @@ class Categorizer:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = self._create(self.config.encoder, "config.encoder")
+            self._encoder = self._create(self.config.encoder, "config.encoder", self.config.encoder_kwargs)
         return self._encoder
 
     @property
@@ -133,13 +138,13 @@ class Categorizer:
             self._text_encoder = self._create(self.config.text_encoder, "config.text_encoder")
         return self._text_encoder
 
-    def _create(self, name: str, field: str) -> Encoder:
+    def _create(self, name: str, field: str, kwargs: dict[str, Any] | None = None) -> Encoder:
         """A name the user gave (any encoder) or one read from a saved folder (data only: no code)."""
         from fashionlens.encoders.registry import create, create_from_config
 
         if self._source is None:
-            return create(name)
-        return create_from_config(name, source=self._source, field=field, folder=".")  # resolved by load()
+            return create(name, **(kwargs or {}))
+        return create_from_config(name, kwargs, source=self._source, field=field, folder=".")  # resolved by load()
 
     # ---- features -----------------------------------------------------------------------------
     def _embed(self, enc: Encoder, images: Catalog | list[Any]) -> np.ndarray:

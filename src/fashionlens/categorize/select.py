@@ -84,7 +84,7 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
         sub_cfg = candidate_config(cfg, name)
         enc = clf._encoder
         if sub_cfg.method == "finetune":  # it changes the backbone's weights in place: its own copy
-            enc = _own_weights(enc) if given else clf._create(cfg.encoder, "config.encoder")
+            enc = _own_weights(enc) if given else clf._create(cfg.encoder, "config.encoder", cfg.encoder_kwargs)
         sub = Categorizer(sub_cfg, encoder=enc, cache_dir=clf.cache_dir, progress=clf.progress)
         sub.fit(catalog, log_path=None if log_path is None else f"{log_path}.{name}")
         fitted[name] = sub

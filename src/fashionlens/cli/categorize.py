@@ -42,6 +42,8 @@ def train(
     label: str = typer.Option(..., "--label", help="column to predict, e.g. masterCategory, articleType, baseColour"),
     out: Path = typer.Option(..., "--out", help="folder for the model and its evaluation report"),
     encoder: str = typer.Option("efficientnet-lite0", help="registry encoder (method caption: a captioner)"),
+    size: int | None = typer.Option(None, help="encoder input size in px (default: the encoder's own; "
+                                    "Lite0 160, 224 measured in docs/bench/categorize.md)"),
     method: str = typer.Option("auto", help="auto (the candidate validation favours, never below the probe) | "
                                "zeroshot | probe | head | finetune | caption"),
     limit: int | None = typer.Option(None, help="use a seeded random sample of N items"),
@@ -78,7 +80,8 @@ def train(
     check_overwrite(out, "categorizer", CATEGORIZER_MARKS)  # before training, not after
     prompts = _read_prompts(class_prompts) if class_prompts else {}
     cat = _load(catalog, limit, seed, check_images)
-    cfg = CategorizeConfig(label=label, encoder=encoder, method=method, seed=seed, min_class_size=min_class_size,
+    cfg = CategorizeConfig(label=label, encoder=encoder, encoder_kwargs={"size": size} if size else {},
+                           method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
                            prompt_children=prompt_children, class_prompts=prompts,
                            candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
