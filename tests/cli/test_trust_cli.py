@@ -54,7 +54,7 @@ def test_categorize_train_json(kaggle, tmp_path):
 
 
 def test_diverged_training_is_one_clear_line(kaggle, tmp_path, monkeypatch):
-    def nan_loss(zi, zt, log_scale):
+    def nan_loss(zi, zt, log_scale, *extra_negatives):
         return (zi * zt).sum() * torch.tensor(float("nan"))
 
     monkeypatch.setattr(fashionlens.train.align, "info_nce", nan_loss)
