@@ -88,13 +88,30 @@ class AlignedEncoder(Encoder):
             return None
         if modality not in self._sessions:
             try:
-                self._sessions[modality] = _head_export(self, modality)
+                self._sessions[modality] = self._export_head(modality)
             except ImportError:
                 self._sessions[modality] = None
             except Exception as e:  # the torch heads give the same vectors, only slower to load
                 log.warning("%s: ONNX export of the %s head failed (%s); running it in torch", self.name, modality, e)
                 self._sessions[modality] = None
         return self._sessions[modality]
+
+    def _export_head(self, modality: str) -> Any:
+        """The cached ONNX session of one saved head (exported from torch the first time)."""
+        from fashionlens.encoders import onnx_runtime as ox
+
+        which = 0 if modality == "image" else 1
+        in_dim = self._inputs[which]  # type: ignore[index]
+        key = {"kind": "projection-head", "modality": modality, "weights": self._digest, "in": in_dim, **self.config}
+
+        def build(path: Path) -> None:
+            import torch
+
+            head = _load_heads(self._heads_file, self.config, self._inputs)[which]
+            ox.export(head, (torch.zeros(2, in_dim),), path, ["features"], ["vectors"],
+                      {"features": {0: "batch"}, "vectors": {0: "batch"}})
+
+        return ox.cached_session(f"aligned-{modality}-head", key, build)
 
     def for_serving(self) -> AlignedEncoder:
         """The same heads over the base towers' serving versions (see `Encoder.for_serving`)."""
@@ -178,23 +195,6 @@ def _check_heads_file(path: Path) -> None:
     for prefix in ("image.", "text."):
         if not any(k.startswith(prefix) for k in keys):
             raise InvalidInputError(f"{path}: holds no {prefix[:-1]} head")
-
-
-def _head_export(enc: AlignedEncoder, modality: str) -> Any:
-    """The cached ONNX session of one saved head (exported from torch the first time)."""
-    from fashionlens.encoders import onnx_runtime as ox
-
-    in_dim = enc._inputs[0 if modality == "image" else 1]  # type: ignore[index]
-    key = {"kind": "projection-head", "modality": modality, "weights": enc._digest, "in": in_dim, **enc.config}
-
-    def build(path: Path) -> None:
-        import torch
-
-        head = _load_heads(enc._heads_file, enc.config, enc._inputs)[0 if modality == "image" else 1]
-        ox.export(head, (torch.zeros(2, in_dim),), path, ["features"], ["vectors"],
-                  {"features": {0: "batch"}, "vectors": {0: "batch"}})
-
-    return ox.cached_session(f"aligned-{modality}-head", key, build)
 
 
 class LazyTower(Encoder):
