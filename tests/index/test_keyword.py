@@ -90,8 +90,9 @@ def test_hits_keep_their_ids_across_edits(df, tmp_path):
     assert not {"1", "2"} & set(kw.search("nike puma red white dress tshirt")[0])
 
 
-def _write_lance_folder(df, folder):
-    """An index folder's keyword side as the earlier LanceDB engine wrote it (table `docs` + analyzer.json)."""
+def write_lance_folder(df, folder, deleted: str | None = "3"):
+    """An index folder's keyword side as the earlier LanceDB engine wrote it (table `docs` + analyzer.json),
+    with the row of item `deleted` deleted in Lance."""
     import lancedb
     import pyarrow as pa
     from lancedb.index import FTS
@@ -104,12 +105,13 @@ def _write_lance_folder(df, folder):
         {"id": df["id"].astype(str).tolist()} | {f: [analyzer(t) for t in docs[f]] for f in ("name", "labels")}))
     for f in ("name", "labels"):
         tbl.create_index(f, config=FTS(stem=True, remove_stop_words=False, ascii_folding=True))
-    tbl.delete("id = '3'")  # a deleted row: not part of the index any more
+    if deleted is not None:
+        tbl.delete(f"id = '{deleted}'")  # a deleted row: not part of the index any more
     write_json(root / "analyzer.json", {**analyzer.to_dict(), "fields": ["name", "labels"]})
 
 
 def test_an_old_lance_keyword_folder_loads_and_converts_on_save(df, tmp_path):
-    _write_lance_folder(df, tmp_path)
+    write_lance_folder(df, tmp_path)
     old = KeywordIndex.load(tmp_path)
     assert len(old) == 3 and old.search("t-shirt")[0] in (["1", "4"], ["4", "1"]) and old.search("adidas")[0] == []
     assert old.search("navy blue tee")[0][0] == "4"

@@ -17,6 +17,7 @@ next save writes the new format.
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import threading
@@ -42,6 +43,7 @@ SYNONYMS = {"tee": "tshirt", "tees": "tshirts"}
 WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 
 
+@functools.lru_cache(maxsize=1 << 16)  # ~150 calls per search request ("why"), few distinct words
 def light_stem(word: str) -> str:
     """Plural -> singular for matching query words to facet values and matched terms ("dresses",
     "watches", "shoes", "jeans" -> "dress", "watch", "shoe", "jean"); the engine stems on its own."""
@@ -186,6 +188,12 @@ class KeywordIndex:
     def search(self, query: str, limit: int = 100) -> tuple[list[str], np.ndarray]:
         """Item ids whose words best match `query` (BM25 per field, summed with the BOOSTS weights), with
         scores; ties in item order."""
+        ids, rows, scores = self.search_rows(query, limit)
+        return ids[rows].tolist(), scores
+
+    def search_rows(self, query: str, limit: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` as (the item ids of this version of the index, hit rows into them, scores): a caller
+        can map rows to its own positions once per version (the ids array is replaced by every edit)."""
         words = self._stem(self.analyzer(query).split())
         ids, matrices = self._snapshot()
         score = None
@@ -195,12 +203,12 @@ class KeywordIndex:
                 s = matrices[f].get_scores_from_ids(tokens) * np.float32(BOOSTS[f])
                 score = s if score is None else score + s
         if score is None:
-            return [], np.zeros(0, dtype=np.float32)
+            return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         hit = np.flatnonzero(score > 0)
         if len(hit) > limit:  # the best `limit` (ties at the cut broken by row below)
             hit = hit[np.argpartition(-score[hit], limit - 1)[:limit]]
         hit = hit[np.lexsort((hit, -score[hit]))]
-        return ids[hit].tolist(), score[hit].astype(np.float32)
+        return ids, hit, score[hit].astype(np.float32)
 
     def _stem(self, words: list[str]) -> list[str]:
         stemmer = getattr(self._stemmers, "s", None)
