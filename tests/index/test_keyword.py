@@ -16,6 +16,7 @@ from fashionlens.index.keyword import (
     label_columns,
     light_stem,
 )
+from fashionlens.utils import FolderError
 
 
 def _frame(rows):
@@ -127,12 +128,15 @@ def test_load_never_unpickles_and_names_a_damaged_folder(df, tmp_path):
     KeywordIndex.from_catalog(df).save(tmp_path)
     matrix = tmp_path / KEYWORD_DIR / "name" / "data.csc.index.npy"
     np.save(matrix, np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)  # a pickled array
-    with pytest.raises(ValueError, match=r"keywords: cannot read the keyword index .*allow_pickle"):
+    with pytest.raises(FolderError, match=r"keywords: cannot read the keyword index .*allow_pickle"):
         KeywordIndex.load(tmp_path)
     KeywordIndex.from_catalog(df[df["id"] != "4"]).save(tmp_path / "other")
     (tmp_path / KEYWORD_DIR / "name").rename(tmp_path / "spare")
     (tmp_path / "other" / KEYWORD_DIR / "name").rename(tmp_path / KEYWORD_DIR / "name")  # 3 rows beside 4 documents
-    with pytest.raises(ValueError, match="do not match docs.parquet"):
+    with pytest.raises(FolderError, match="do not match docs.parquet"):
+        KeywordIndex.load(tmp_path)
+    (tmp_path / KEYWORD_DIR / "docs.parquet").unlink()
+    with pytest.raises(FolderError, match=r"keywords: cannot read the keyword index .*docs.parquet"):
         KeywordIndex.load(tmp_path)
 
 

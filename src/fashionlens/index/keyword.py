@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from fashionlens.utils import read_json, write_json
+from fashionlens.utils import FolderError, read_json, write_json
 
 KEYWORD_DIR = "keywords"
 ENGINE = "bm25s"
@@ -170,14 +170,14 @@ class KeywordIndex:
         import bm25s
         import pyarrow.parquet as pq
 
-        table = pq.read_table(root / "docs.parquet")
-        docs = {f: table.column(f).to_pylist() for f in fields}
         try:
+            table = pq.read_table(root / "docs.parquet")
+            docs = {f: table.column(f).to_pylist() for f in fields}
             matrices = {f: bm25s.BM25.load(root / f, allow_pickle=False, show_progress=False) for f in fields}
-        except (OSError, ValueError) as e:  # a missing file, or an array that would need pickle
-            raise ValueError(f"{root}: cannot read the keyword index ({e}); rebuild the index") from e
+        except (OSError, ValueError, KeyError) as e:  # a missing file or field, or an array that would need pickle
+            raise FolderError(f"{root}: cannot read the keyword index ({e}); rebuild the index") from e
         if any(m.scores["num_docs"] != table.num_rows for m in matrices.values()):
-            raise ValueError(f"{root}: the BM25 matrices do not match docs.parquet ({table.num_rows} rows): "
+            raise FolderError(f"{root}: the BM25 matrices do not match docs.parquet ({table.num_rows} rows): "
                              "the keyword index is damaged; rebuild the index")
         return cls(table.column("id").to_pylist(), docs, analyzer, fields, matrices)
 
