@@ -8,13 +8,14 @@ a real aligned efficientnet-lite0 + minilm-l6 encoder (trained on 300 items, so 
 real MiniLM forward + projection head). Vector values do not change the cost of exact search, so the
 latency is that of a real 40k index; the ranking is of course meaningless. Queries are distinct real
 product names (no query-cache hits) unless --repeat is given. Only 127.0.0.1 is contacted; every level
-stops after --seconds or --requests, whichever comes first.
+stops after --seconds or --requests, whichever comes first. Clients are threads with keep-alive
+`http.client` connections in this process (not the server's); each level also prints the server's and
+this load generator's CPU per request.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import socket
@@ -88,42 +89,71 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_level(base: str, clients: int, queries: list[str], seconds: float, max_requests: int,
-                    mode: str = "default", page: bool = False) -> dict:
-    """`page`: load the web page (GET /?q=..., 12 results rendered) instead of /api/search."""
-    import httpx
+def run_level(base: str, clients: int, queries: list[str], seconds: float, max_requests: int,
+              mode: str = "default", page: bool = False, server_pid: int | None = None) -> dict:
+    """`clients` closed-loop clients, each a thread with one keep-alive `http.client` connection (the
+    load generator shares the cores with the server: a light client leaves them to what is measured;
+    its own CPU per request is reported). `page`: load the web page (GET /?q=..., 12 results rendered)
+    instead of /api/search. `server_pid`: also report the server's CPU per request (its process and
+    children, from the OS)."""
+    import http.client
+    import json
+    import threading
+    from urllib.parse import urlencode, urlsplit
 
+    import psutil
+
+    host, port = urlsplit(base).hostname, urlsplit(base).port
     lat: list[float] = []
     asked: set[str] = set()  # to report that every query was new (the server's query cache never answers)
-    errors = 0
-    sent = 0
+    counts = {"errors": 0, "sent": 0}
+    lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
-    async def worker(http: httpx.AsyncClient) -> None:
-        nonlocal errors, sent
-        while sent < max_requests and time.perf_counter() < stop_at:
-            q = queries[sent % len(queries)]
+    def next_query() -> str | None:
+        with lock:
+            if counts["sent"] >= max_requests or time.perf_counter() >= stop_at:
+                return None
+            q = queries[counts["sent"] % len(queries)]
+            counts["sent"] += 1
             asked.add(q.strip().lower())
-            sent += 1
+            return q
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        while (q := next_query()) is not None:
+            params = {"q": q, "k": 12} | ({} if mode == "default" else {"mode": mode})
             t0 = time.perf_counter()
             try:
-                params = {"q": q, "k": 12} | ({} if mode == "default" else {"mode": mode})
-                r = await http.get(f"{base}/" if page else f"{base}/api/search", params=params)
-                ok = r.status_code == 200 and (r.text.count('class="card"') == 12 if page else len(r.json()["results"]) == 12)
-            except httpx.HTTPError:
+                conn.request("GET", ("/?" if page else "/api/search?") + urlencode(params))
+                r = conn.getresponse()
+                body = r.read()
+                ok = r.status == 200 and (body.count(b'class="card"') == 12 if page else len(json.loads(body)["results"]) == 12)
+            except (OSError, http.client.HTTPException, ValueError, KeyError):
                 ok = False
-            lat.append(time.perf_counter() - t0)
-            errors += not ok
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+            with lock:
+                lat.append(time.perf_counter() - t0)
+                counts["errors"] += not ok
+        conn.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    t0 = time.perf_counter()
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        await asyncio.gather(*(worker(http) for _ in range(clients)))
-    wall = time.perf_counter() - t0
+    procs = [psutil.Process(server_pid)] if server_pid else []
+    procs += [c for p in procs for c in p.children(recursive=True)]
+    server_cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
+    t0, c0 = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, client_cpu = time.perf_counter() - t0, time.process_time() - c0
+    server_cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - server_cpu
     ms = np.asarray(lat) * 1000
-    return {"clients": clients, "requests": len(lat), "errors": errors, "p50_ms": float(np.percentile(ms, 50)),
+    return {"clients": clients, "requests": len(lat), "errors": counts["errors"], "p50_ms": float(np.percentile(ms, 50)),
             "p95_ms": float(np.percentile(ms, 95)), "max_ms": float(ms.max()), "rps": len(lat) / wall,
-            "distinct": len(asked)}
+            "distinct": len(asked), "client_cpu_ms": client_cpu * 1000 / len(lat),
+            "server_cpu_ms": server_cpu * 1000 / len(lat) if procs else float("nan")}
 
 
 def main() -> None:
@@ -185,15 +215,17 @@ def serve_and_load(index: Path, queries: list[str], args: argparse.Namespace, wo
               f"{time.perf_counter() - t0:.1f} s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
         offset = 0
-        print("| mode | clients | requests | distinct queries | errors | p50 ms | p95 ms | max ms | req/s | load avg |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| mode | clients | requests | distinct queries | errors | p50 ms | p95 ms | max ms | req/s "
+              "| server CPU ms/req | client CPU ms/req | load avg |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in args.clients:
             for mode, page in [(m, False) for m in args.modes] + ([(m, True) for m in args.modes] if args.page else []):
                 qs = queries if args.repeat else queries[offset:] + queries[:offset]  # fresh queries per level
-                res = asyncio.run(run_level(base, c, qs, args.seconds, args.requests, mode, page))
+                res = run_level(base, c, qs, args.seconds, args.requests, mode, page, server.pid)
                 offset += res["requests"]
                 print(f"| {mode}{' page' if page else ''} | {c} | {res['requests']} | {res['distinct']} | {res['errors']} | {res['p50_ms']:.1f} | {res['p95_ms']:.1f} | "
-                      f"{res['max_ms']:.1f} | {res['rps']:.1f} | {os.getloadavg()[0]:.1f} |", flush=True)
+                      f"{res['max_ms']:.1f} | {res['rps']:.1f} | {res['server_cpu_ms']:.1f} | {res['client_cpu_ms']:.1f} | "
+                      f"{os.getloadavg()[0]:.1f} |", flush=True)
     finally:
         server.terminate()
         server.wait(30)

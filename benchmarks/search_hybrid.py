@@ -1,4 +1,4 @@
-"""Hybrid search on real Myntra data: held-out query quality (95% CIs) per mode, two keyword engines,
+"""Hybrid search on real Myntra data: held-out query quality (95% CIs) per mode, three keyword engines,
 and single-query latency on a 40k index.
 
     FASHIONLENS_CACHE=/work/cache/fl OMP_NUM_THREADS=2 .venv/bin/python benchmarks/search_hybrid.py \\
@@ -16,10 +16,11 @@ Queries, built from the gallery's labels / names:
     with fewer than 10 items cannot reach 1, so the ceiling is printed too;
   - names: every gallery item's productDisplayName; a hit when the top-1 result has that exact name
     (names repeat: several items can be a right answer; the ceiling is 1).
-Modes: vector (photos only: the cold-start case), keyword (LanceDB BM25 only), hybrid plain RRF
+Modes: vector (photos only: the cold-start case), keyword (bm25s BM25 only), hybrid plain RRF
 (no facet term), hybrid default (FusionConfig()), hybrid tuned (grid on the tune gallery).
-Engines: LanceDB full-text (the product) and SQLite FTS5 (an adapter here: same analyzer, fields and
-field weights), keyword-only and in hybrid, plus build time, size on disk and query latency at 40k.
+Engines: bm25s (the product), LanceDB full text (the engine before) and SQLite FTS5 (adapters here:
+same analyzer, fields and field weights), each keyword-only, in plain RRF and in the default hybrid,
+paired against the product; plus build time, size on disk, an edit and query CPU / latency at 40k.
 Latency: one query at a time through SearchIndex.search, the text tower as the server runs it
 (`for_serving`), 1 thread; p50/p95 over real queries (names and colour-type), after a warm-up. The
 40k index holds the whole catalog's real names and labels (keyword side, facets) and, unless the
@@ -35,6 +36,7 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,59 @@ class Fts5Keywords:
         path.write_bytes(self.db.serialize())
 
 
+class LanceKeywords:
+    """The engine before bm25s: LanceDB full text (tantivy BM25, English stemming), same analyzer,
+    fields and boosts, queried as the product did (one MultiMatchQuery per query, row ids -> item ids)."""
+
+    def __init__(self, df: Any, analyzer: Any, folder: Path):
+        import lancedb
+        import pyarrow as pa
+        from lancedb.index import FTS
+
+        from fashionlens.index.keyword import FIELDS, documents
+
+        docs = documents(df)
+        self.analyzer, self.fields = analyzer, [f for f in FIELDS if any(t.strip() for t in docs[f])]
+        shutil.rmtree(folder, ignore_errors=True)
+        self.db = lancedb.connect(str(folder))
+        cols = {"id": df["id"].astype(str).tolist()} | {f: [analyzer(t) for t in docs[f]] for f in self.fields}
+        self.tbl = self.db.create_table("docs", pa.table(cols))
+        for f in self.fields:
+            self.tbl.create_index(f, config=FTS(stem=True, remove_stop_words=False, ascii_folding=True))
+        self._read_ids()
+
+    def _read_ids(self) -> None:
+        from lancedb.background_loop import LOOP
+
+        t = LOOP.run(self.tbl._table.query().select(["id"]).with_row_id().to_arrow())
+        self.ids = dict(zip(t.column("_rowid").to_pylist(), t.column("id").to_pylist(), strict=True))
+
+    def edit(self, ids: list[str]) -> None:
+        """Delete rows and add them back (what an update of those items costs)."""
+        from lancedb.background_loop import LOOP
+
+        where = "id IN (" + ", ".join(f"'{i}'" for i in ids) + ")"
+        rows = LOOP.run(self.tbl._table.query().where(where).select(["id", *self.fields]).to_arrow())
+        self.tbl.delete(where)
+        self.tbl.add(rows)
+
+    def search(self, query: str, limit: int = 100) -> tuple[list[str], np.ndarray]:
+        from lancedb.background_loop import LOOP
+        from lancedb.query import MultiMatchQuery
+
+        from fashionlens.index.keyword import BOOSTS
+
+        text = self.analyzer(query)
+        if not text:
+            return [], np.zeros(0, dtype=np.float32)
+        q = MultiMatchQuery(text, self.fields, boosts=[BOOSTS[f] for f in self.fields])
+        res = LOOP.run(self.tbl._table.query().nearest_to_text(q).select(["_score"]).with_row_id().limit(limit).to_arrow())
+        rows = res.column("_rowid").to_pylist()
+        if any(r not in self.ids for r in rows):  # rows added since the map was read
+            self._read_ids()
+        return [self.ids[r] for r in rows], res.column("_score").to_numpy().astype(np.float32)
+
+
 # ---- queries and metrics ------------------------------------------------------------------------
 def colour_type_queries(df: Any, min_items: int = 5) -> list[tuple[str, str, str]]:
     pairs = df.groupby(["baseColour", "articleType"]).size()
@@ -94,10 +149,15 @@ def evaluate(idx: Any, ct: list[tuple[str, str, str]], names: list[str], mode: s
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
-def memoize_keywords(idx: Any) -> None:
-    """Keyword results per query are the same for every fusion weighting: compute them once."""
+def memoize_keywords(idx: Any, engine: Any = None) -> None:
+    """Keyword results per query are the same for every fusion weighting: compute them once (per
+    engine: `engine` replaces the index's own keyword side)."""
+    from fashionlens.search.index import SearchIndex
+
+    if engine is not None:
+        idx._keywords, idx._keywords_open = engine, True
     cache: dict[tuple[str, int], Any] = {}
-    inner = idx.keyword_side
+    inner = SearchIndex.keyword_side.__get__(idx)
 
     def side(query: str, limit: int, mask: Any) -> Any:
         key = (query, limit)
@@ -186,7 +246,6 @@ def quality(idxs: dict[str, Any], results: dict[str, Any]) -> None:
     """Tune the fusion on `tune`, report every mode on `held` (95% CIs, paired difference)."""
     from fashionlens.evaluation.statistics import paired_bootstrap
     from fashionlens.search.hybrid import FusionConfig
-    from fashionlens.search.index import SearchIndex
 
     prepared = {}
     for name, idx in idxs.items():
@@ -211,19 +270,22 @@ def quality(idxs: dict[str, Any], results: dict[str, Any]) -> None:
     ceiling = np.asarray([min(10, n) / 10 for n in
                           idx.catalog.df.groupby(["baseColour", "articleType"]).size()[[(c, t) for _, c, t in ct]]])
     rows = {}
-    variants = [("vector (photos only)", "vector", FusionConfig()), ("keyword (LanceDB BM25)", "keyword", FusionConfig()),
+    variants = [("vector (photos only)", "vector", FusionConfig()), ("keyword (bm25s BM25)", "keyword", FusionConfig()),
                 ("hybrid, plain RRF", "hybrid", FusionConfig(facet_weight=0.0)),
                 ("hybrid, default", "hybrid", FusionConfig()), ("hybrid, tuned on tune split", "hybrid", tuned)]
     for label, mode, fcfg in variants:
         idx.fusion = fcfg
         rows[label] = evaluate(idx, ct, names, mode, vecs)
-    lance_kw = idx.keywords
-    fts = Fts5Keywords(idx.catalog.df, lance_kw.analyzer)
-    idx._keywords, idx.keyword_side = fts, SearchIndex.keyword_side.__get__(idx)
-    idx.fusion = FusionConfig(facet_weight=0.0)
-    rows["keyword (SQLite FTS5 BM25)"] = evaluate(idx, ct, names, "keyword", vecs)
-    rows["hybrid plain RRF, FTS5 keyword side"] = evaluate(idx, ct, names, "hybrid", vecs)
-    idx._keywords, idx.fusion = lance_kw, FusionConfig()
+    product = idx.keywords
+    others = {"LanceDB": LanceKeywords(idx.catalog.df, product.analyzer, Path(tempfile.mkdtemp())),
+              "SQLite FTS5": Fts5Keywords(idx.catalog.df, product.analyzer)}
+    for engine, kw in others.items():
+        memoize_keywords(idx, kw)
+        for label, mode, fcfg in variants[1:4]:
+            idx.fusion = fcfg
+            rows[f"{label.split(' (')[0]}, {engine} keyword side"] = evaluate(idx, ct, names, mode, vecs)
+    memoize_keywords(idx, product)
+    idx.fusion = FusionConfig()
     print("\n| mode | P@10 both labels (95% CI) | P@10 colour (95% CI) | name R@1 exact (95% CI) |")
     print("|---|---|---|---|")
     print(f"| ceiling (pairs with < 10 items) | {ceiling.mean():.3f} | 1 | 1 |")
@@ -231,12 +293,15 @@ def quality(idxs: dict[str, Any], results: dict[str, Any]) -> None:
         print(f"| {label} | {fmt(v['both'])} | {fmt(v['colour'])} | {fmt(v['name@1'])} |")
     results["held"] = {k: {m: float(x.mean()) for m, x in v.items()} for k, v in rows.items()}
     results["n_queries"] = {"colour_type": len(ct), "names": len(names)}
-    base = max(("vector (photos only)", "keyword (LanceDB BM25)"), key=lambda k: rows[k]["both"].mean())
-    for metric in ("both", "name@1"):
-        t = paired_bootstrap(-rows["hybrid, default"][metric], -rows[base][metric], n_boot=2000)
-        diff = {"diff": -t.diff, "ci95": [-t.ci95[1], -t.ci95[0]], "p": t.p_value}
-        results[f"hybrid_minus_{base.split()[0]}_{metric}"] = diff
-        print(f"hybrid default - {base} ({metric}): {diff['diff']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}], p={diff['p']:.4f}")
+    base = max(("vector (photos only)", "keyword (bm25s BM25)"), key=lambda k: rows[k]["both"].mean())
+    pairs = [("hybrid, default", base)] + [(a, f"{a.split(' (')[0]}, LanceDB keyword side")
+                                           for a in ("hybrid, default", "keyword (bm25s BM25)")]
+    for a, b in pairs:
+        for metric in ("both", "name@1"):
+            t = paired_bootstrap(-rows[a][metric], -rows[b][metric], n_boot=2000)
+            diff = {"diff": -t.diff, "ci95": [-t.ci95[1], -t.ci95[0]], "p": t.p_value}
+            results[f"{a} minus {b}: {metric}"] = diff
+            print(f"{a} - {b} ({metric}): {diff['diff']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}], p={diff['p']:.4f}")
 
 
 def latency(args: argparse.Namespace, cat: Any, idx: Any, build: Any, results: dict[str, Any]) -> None:
@@ -269,28 +334,7 @@ def latency(args: argparse.Namespace, cat: Any, idx: Any, build: Any, results: d
             times[mode].append((time.perf_counter() - t) * 1000)
     for mode, ms in times.items():
         lat[mode] = {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95))}
-    t = time.perf_counter()
-    fts_big = Fts5Keywords(big_idx.catalog.df, big_idx.keywords.analyzer)
-    fts_build = time.perf_counter() - t
-    engine = {}
-    for label, kw in (("lance", big_idx.keywords), ("fts5", fts_big)):
-        kw.search("warm up", 200)
-        ms = []
-        for q in qs:
-            t = time.perf_counter()
-            kw.search(q, 200)
-            ms.append((time.perf_counter() - t) * 1000)
-        engine[label] = {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95))}
-    fts_big.save(args.work / "fts5.sqlite")
-    t = time.perf_counter()
-    from fashionlens.index.keyword import KeywordIndex
-
-    lance_build = KeywordIndex.from_catalog(big_idx.catalog.df)
-    lance_secs = time.perf_counter() - t
-    shutil.rmtree(lance_build.uri, ignore_errors=True)
-    size = sum(f.stat().st_size for f in (big / "keywords").rglob("*") if f.is_file())
-    engine["lance"] |= {"build_s": lance_secs, "disk_mb": size / 1e6}
-    engine["fts5"] |= {"build_s": fts_build, "disk_mb": (args.work / "fts5.sqlite").stat().st_size / 1e6}
+    engine = engines_40k(big_idx, qs, args.work)
     results |= {"latency_40k_ms": lat, "engines_40k": engine, "n_40k": len(big_idx.index),
                 "load_avg": os.getloadavg()[0]}
     print(f"\n40k index ({len(big_idx.index)} items), one query at a time, 1 thread, load avg {os.getloadavg()[0]:.1f}:")
@@ -298,11 +342,61 @@ def latency(args: argparse.Namespace, cat: Any, idx: Any, build: Any, results: d
     for mode, v in lat.items():
         print(f"| {mode} | {v['p50']:.1f} | {v['p95']:.1f} |")
     print(f"hybrid p95 / vector p95 = {lat['hybrid']['p95'] / lat['vector']['p95']:.2f}")
-    print("\n| engine | build s | on disk MB | top-200 query p50 ms | p95 ms |\n|---|---|---|---|---|")
+    print("\n| engine | build s | on disk MB | remove 100 + add 100 + 1st query s | top-200 query CPU ms mean [95% CI] "
+          "| wall p50 / p95 ms |\n|---|---|---|---|---|---|")
     for label, v in engine.items():
-        print(f"| {label} | {v['build_s']:.1f} | {v['disk_mb']:.1f} | {v['p50']:.1f} | {v['p95']:.1f} |")
+        print(f"| {label} | {v['build_s']:.1f} | {v['disk_mb']:.1f} | {v['edit_s']:.2f} | {v['cpu_ms']:.2f} "
+              f"[{v['cpu_ci'][0]:.2f}, {v['cpu_ci'][1]:.2f}] | {v['p50']:.1f} / {v['p95']:.1f} |")
     (args.work / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\nresults: {args.work / 'results.json'}")
+
+
+def engines_40k(big_idx: Any, qs: list[str], work: Path) -> dict[str, dict[str, Any]]:
+    """The three engines on the 40k catalog: build, size, an edit, per-query CPU (process time, 95% CI
+    over queries) and wall time; queries interleaved across engines so a shared machine hits all alike."""
+    from fashionlens.index.keyword import KeywordIndex
+    from fashionlens.search.compare import bootstrap_ci
+
+    df, analyzer = big_idx.catalog.df, big_idx.keywords.analyzer
+    builds = {"bm25s": lambda: KeywordIndex.from_catalog(df),
+              "lance": lambda: LanceKeywords(df, analyzer, work / "lance_kw"),
+              "fts5": lambda: Fts5Keywords(df, analyzer)}
+    kws, out = {}, {}
+    for label, build in builds.items():
+        t = time.perf_counter()
+        kws[label] = build()
+        out[label] = {"build_s": time.perf_counter() - t}
+    kws["bm25s"].save(work / "bm25s_kw")
+    kws["fts5"].save(work / "fts5.sqlite")
+    sizes = {"bm25s": work / "bm25s_kw", "lance": work / "lance_kw", "fts5": work / "fts5.sqlite"}
+    for label, path in sizes.items():
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+        out[label]["disk_mb"] = sum(f.stat().st_size for f in files) / 1e6
+    cpu: dict[str, list[float]] = {k: [] for k in kws}
+    wall: dict[str, list[float]] = {k: [] for k in kws}
+    for kw in kws.values():
+        kw.search("warm up", 200)
+    labels = list(kws)
+    for i, q in enumerate(qs):
+        for label in labels[i % 3:] + labels[: i % 3]:
+            c, t = time.process_time(), time.perf_counter()
+            kws[label].search(q, 200)
+            cpu[label].append((time.process_time() - c) * 1000)
+            wall[label].append((time.perf_counter() - t) * 1000)
+    edited = df.iloc[:100]
+    ids = edited["id"].astype(str).tolist()
+    edits = {"bm25s": lambda kw: (kw.remove(ids), kw.add(edited)), "lance": lambda kw: kw.edit(ids)}
+    for label, kw in kws.items():
+        c = np.asarray(cpu[label])
+        lo, hi = bootstrap_ci(c, n_boot=2000)
+        out[label] |= {"cpu_ms": float(c.mean()), "cpu_ci": [lo, hi], "p50": float(np.percentile(wall[label], 50)),
+                       "p95": float(np.percentile(wall[label], 95)), "edit_s": float("nan")}
+        if label in edits:
+            t = time.perf_counter()
+            edits[label](kw)
+            kw.search(qs[0], 200)
+            out[label]["edit_s"] = time.perf_counter() - t
+    return out
 
 
 if __name__ == "__main__":

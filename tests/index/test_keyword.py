@@ -1,7 +1,10 @@
-"""The keyword side on its own: analyzer, fields (incl. H&M descriptions), save/load, copy-on-write edits."""
+"""The keyword side on its own: analyzer, fields (incl. H&M descriptions), save/load, edits, old Lance folders."""
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +16,7 @@ from fashionlens.index.keyword import (
     label_columns,
     light_stem,
 )
+from fashionlens.utils import FolderError
 
 
 def _frame(rows):
@@ -55,10 +59,10 @@ def test_search_ranks_by_words_and_stems(df):
     assert kw.search("!!!")[0] == []  # nothing searchable: no hits, no error
 
 
-def test_saves_reloads_and_edits_copy_on_write(df, tmp_path):
+def test_saves_reloads_and_edits_in_memory_until_save(df, tmp_path):
     kw = KeywordIndex.from_catalog(df)
     kw.save(tmp_path)
-    assert (tmp_path / KEYWORD_DIR / "analyzer.json").is_file() and not kw.uri.name.startswith("fashionlens-")
+    assert (tmp_path / KEYWORD_DIR / "analyzer.json").is_file()
     again = KeywordIndex.load(tmp_path)
     (ids, scores), (ids0, scores0) = again.search("red dress"), kw.search("red dress")
     assert ids == ids0 and scores == pytest.approx(scores0) and len(again) == 4
@@ -73,11 +77,10 @@ def test_saves_reloads_and_edits_copy_on_write(df, tmp_path):
     assert KeywordIndex.load(tmp_path / "nothing") is None
 
 
-def test_hits_keep_their_ids_across_edits_and_compaction(df, tmp_path):
-    """Hits are read by Lance row id and mapped to item ids: the map must follow every edit, including
-    the compaction of `save` (which renumbers rows), or a search would name the wrong items."""
+def test_hits_keep_their_ids_across_edits(df, tmp_path):
+    """Edits rebuild the BM25 matrices: every hit must still name its own item, before and after save."""
     kw = KeywordIndex.from_catalog(df)
-    assert kw.search("navy blue tshirt")[0][0] == "4"  # the row-id map is built here
+    assert kw.search("navy blue tshirt")[0][0] == "4"
     kw.remove(["1", "2"])
     kw.add(_frame([["6", "", "Zara Women Green Skirt", "Skirts", "Green"], ["7", "", "Nike Men Grey Hoodie", "Sweatshirts", "Grey"]]))
     kw.save(tmp_path)
@@ -86,3 +89,76 @@ def test_hits_keep_their_ids_across_edits_and_compaction(df, tmp_path):
         assert kw.search(name)[0][0] == item_id, name
         assert KeywordIndex.load(tmp_path).search(name)[0][0] == item_id
     assert not {"1", "2"} & set(kw.search("nike puma red white dress tshirt")[0])
+
+
+def write_lance_folder(df, folder, deleted: str | None = "3"):
+    """An index folder's keyword side as the earlier LanceDB engine wrote it (table `docs` + analyzer.json),
+    with the row of item `deleted` deleted in Lance."""
+    import lancedb
+    import pyarrow as pa
+    from lancedb.index import FTS
+
+    from fashionlens.utils import write_json
+
+    docs, analyzer = documents(df), Analyzer.from_texts([*documents(df)["name"], *documents(df)["labels"]])
+    root = folder / KEYWORD_DIR
+    tbl = lancedb.connect(str(root)).create_table("docs", pa.table(
+        {"id": df["id"].astype(str).tolist()} | {f: [analyzer(t) for t in docs[f]] for f in ("name", "labels")}))
+    for f in ("name", "labels"):
+        tbl.create_index(f, config=FTS(stem=True, remove_stop_words=False, ascii_folding=True))
+    if deleted is not None:
+        tbl.delete(f"id = '{deleted}'")  # a deleted row: not part of the index any more
+    write_json(root / "analyzer.json", {**analyzer.to_dict(), "fields": ["name", "labels"]})
+
+
+def test_an_old_lance_keyword_folder_loads_and_converts_on_save(df, tmp_path):
+    write_lance_folder(df, tmp_path)
+    old = KeywordIndex.load(tmp_path)
+    assert len(old) == 3 and old.search("t-shirt")[0] in (["1", "4"], ["4", "1"]) and old.search("adidas")[0] == []
+    assert old.search("navy blue tee")[0][0] == "4"
+    fresh = KeywordIndex.from_catalog(df[df["id"] != "3"])
+    for q in ("red dress", "men white tshirt", "navy blue"):  # the same documents: the same ranking as a fresh build
+        assert old.search(q)[0] == fresh.search(q)[0], q
+    old.save(tmp_path)
+    assert not (tmp_path / KEYWORD_DIR / "docs.lance").exists()  # rewritten in the current format
+    assert KeywordIndex.load(tmp_path).search("red dress")[0] == fresh.search("red dress")[0]
+
+
+def test_load_never_unpickles_and_names_a_damaged_folder(df, tmp_path):
+    KeywordIndex.from_catalog(df).save(tmp_path)
+    matrix = tmp_path / KEYWORD_DIR / "name" / "data.csc.index.npy"
+    np.save(matrix, np.array([{"not": "numbers"}], dtype=object), allow_pickle=True)  # a pickled array
+    with pytest.raises(FolderError, match=r"keywords: cannot read the keyword index .*allow_pickle"):
+        KeywordIndex.load(tmp_path)
+    KeywordIndex.from_catalog(df[df["id"] != "4"]).save(tmp_path / "other")
+    (tmp_path / KEYWORD_DIR / "name").rename(tmp_path / "spare")
+    (tmp_path / "other" / KEYWORD_DIR / "name").rename(tmp_path / KEYWORD_DIR / "name")  # 3 rows beside 4 documents
+    with pytest.raises(FolderError, match="do not match docs.parquet"):
+        KeywordIndex.load(tmp_path)
+    (tmp_path / KEYWORD_DIR / "docs.parquet").unlink()
+    with pytest.raises(FolderError, match=r"keywords: cannot read the keyword index .*docs.parquet"):
+        KeywordIndex.load(tmp_path)
+
+
+def test_concurrent_searches_equal_sequential_ones(df):
+    """Also right after an edit, when the first searches race to rebuild the matrices."""
+    many = pd.concat([df] * 50, ignore_index=True).assign(id=[str(i) for i in range(200)])
+    want_index = KeywordIndex.from_catalog(many)
+    kw = KeywordIndex.from_catalog(many)
+    kw.remove(["0", "1"])
+    kw.add(many.iloc[:2])
+    want_index.remove(["0", "1"])
+    want_index.add(many.iloc[:2])
+    queries = ["navy blue tee", "red dress", "black sneakers", "men white t-shirt", "puma", "roadster"] * 10
+    want = [want_index.search(q, 20) for q in queries]
+    got: dict[int, tuple] = {}
+
+    def run(i: int) -> None:
+        got[i] = kw.search(queries[i], 20)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(queries))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(got[i][0] == want[i][0] and np.array_equal(got[i][1], want[i][1]) for i in range(len(queries)))

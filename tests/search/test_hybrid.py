@@ -100,6 +100,45 @@ def test_add_and_remove_keep_both_sides_in_step(idx, tmp_path):
     assert list(again.catalog.ids) == list(again.index.ids)
 
 
+def test_keyword_hits_name_their_own_rows_after_edits_and_under_filters(idx):
+    """Keyword rows map to index positions once per version of both sides: an edit that shifts the
+    positions must not leave hits pointing at other items."""
+    def floral(hits):
+        return all("floral" in h["text"].lower() for h in hits) and len(hits) > 0
+
+    assert floral(idx.search("floral", k=24, mode="keyword"))  # the map is built here
+    first = idx.search("floral", k=1, mode="keyword")[0]["id"]
+    idx.remove([idx.catalog.ids[0], first])  # every later position moves up
+    hits = idx.search("floral", k=24, mode="keyword")
+    assert floral(hits) and first not in {h["id"] for h in hits}
+    from fashionlens.index.keyword import KeywordIndex
+
+    idx._keywords = KeywordIndex.from_catalog(idx.catalog.df.sample(frac=1, random_state=0))  # rows in another order
+    shuffled = idx.search("floral", k=24, mode="keyword")
+    assert floral(shuffled) and {h["id"] for h in shuffled} == {h["id"] for h in hits}  # ties may reorder
+    colour = hits[-1]["baseColour"]
+    same = idx.search("floral", k=24, mode="keyword", filters={"baseColour": colour})
+    assert floral(same) and all(h["baseColour"] == colour for h in same)
+    assert {h["id"] for h in same} == {h["id"] for h in hits if h["baseColour"] == colour}
+
+
+def test_an_index_with_an_old_lance_keyword_folder_searches_the_same(idx):
+    from tests.index.test_keyword import write_lance_folder
+
+    want = {m: idx.search("blue floral dress", k=8, mode=m) for m in ("hybrid", "keyword")}
+    from fashionlens.search.index import INDEX_MARKS
+    from fashionlens.utils import MANIFEST, atomic_dir
+
+    carry = tuple(p.name for p in idx.folder.iterdir() if p.name not in ("keywords", MANIFEST))
+    with atomic_dir(idx.folder, marks=INDEX_MARKS, carry=carry) as tmp:  # the folder as that build wrote it
+        write_lance_folder(idx.catalog.df, tmp, deleted=None)
+    old = SearchIndex(idx.folder)
+    assert {m: old.search("blue floral dress", k=8, mode=m) for m in want} == want
+    old.save()  # written in the current format with the vectors
+    assert (idx.folder / "keywords" / "docs.parquet").is_file() and not (idx.folder / "keywords" / "docs.lance").exists()
+    assert SearchIndex(idx.folder).search("blue floral dress", k=8, mode="keyword") == want["keyword"]
+
+
 def test_index_without_texts_falls_back_to_vector_with_a_note(tmp_path):
     idx = build(tmp_path, with_texts=False)
     assert not (idx.folder / "keywords").exists() and idx.keywords is None

@@ -1,35 +1,41 @@
-"""The keyword side of hybrid search: BM25 over names, descriptions and label values (LanceDB full text).
+"""The keyword side of hybrid search: BM25 over names, descriptions and label values (bm25s).
 
-Lance's native full-text index (BM25, English stemming, ascii folding) does the scoring; this module
-adds what the catalog implies before the engine's tokenizer sees a word: compounds the catalog writes
-both hyphenated and joined ("T-Shirt" / "Tshirts" -> "tshirt", also for "t shirt") and a few shop
-synonyms ("tee" -> "tshirt"). The same analyzer runs on documents and on queries, and is saved with
-the table in `keywords/` inside the index folder. Why Lance and not SQLite FTS5 or bm25s:
-docs/search.md (measured).
+`bm25s` (sparse scipy score matrices, one per field) does the scoring, with Snowball English stemming
+(PyStemmer); this module adds what the catalog implies before the stemmer sees a word: compounds the
+catalog writes both hyphenated and joined ("T-Shirt" / "Tshirts" -> "tshirt", also for "t shirt"), a
+few shop synonyms ("tee" -> "tshirt"), lower case and accent folding. The same analyzer runs on
+documents and on queries, and is saved with the index in `keywords/` inside the index folder: the
+analyzed documents (`docs.parquet`, what add/remove edit) and each field's BM25 matrix (numpy arrays
++ JSON, loaded without pickle). Why bm25s and not LanceDB full text or SQLite FTS5: docs/search.md
+(measured).
 
-A loaded index reads its folder as is; the first add/remove copies it to a scratch folder, and
-`save` swaps the edited copy in, so the folder on disk changes only when the vectors are saved too.
+Edits (add/remove) change the documents in memory and rebuild the matrices before the next search
+(a few seconds at 40k items); the folder on disk changes only at `save`, with the vectors. A folder
+written by the earlier LanceDB engine (`keywords/docs.lance`) is read and converted in memory; the
+next save writes the new format.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
-import tempfile
+import threading
 import unicodedata
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fashionlens.utils import read_json, write_json
+from fashionlens.utils import FolderError, read_json, write_json
 
 KEYWORD_DIR = "keywords"
-TABLE = "docs"
+ENGINE = "bm25s"
+LANCE_TABLE = "docs"  # the earlier engine's table, read to convert old folders
 FIELDS = ("name", "description", "labels")
 BOOSTS = {"name": 1.0, "description": 0.5, "labels": 1.0}
+K1, B = 1.2, 0.75  # BM25 parameters of Lucene / tantivy (the engine before)
 DESCRIPTION_COLUMNS = ("description", "detail_desc")  # H&M articles.csv calls it detail_desc
 MAX_LABEL_VALUES = 500  # columns with more distinct values are codes or free text, not labels
 # Shop words that name a catalog word without sharing its letters
@@ -37,6 +43,7 @@ SYNONYMS = {"tee": "tshirt", "tees": "tshirts"}
 WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
 
 
+@functools.lru_cache(maxsize=1 << 16)  # ~150 calls per search request ("why"), few distinct words
 def light_stem(word: str) -> str:
     """Plural -> singular for matching query words to facet values and matched terms ("dresses",
     "watches", "shoes", "jeans" -> "dress", "watch", "shoe", "jean"); the engine stems on its own."""
@@ -126,32 +133,28 @@ def has_texts(df: Any) -> bool:
 
 
 class KeywordIndex:
-    """BM25 over the catalog's words, keyed by item id; `search` returns (ids, scores) best first."""
+    """BM25 over the catalog's words, keyed by item id; `search` returns (ids, scores) best first.
+    Searches may run from several threads (the server runs them outside its model lock)."""
 
-    def __init__(self, uri: Path, analyzer: Analyzer, fields: Sequence[str], scratch: bool):
-        import lancedb
-
-        self.uri, self.analyzer, self.fields, self._scratch = Path(uri), analyzer, tuple(fields), scratch
-        self._tbl = lancedb.connect(str(self.uri)).open_table(TABLE)
-        self._row_ids: dict[int, str] | None = None  # Lance _rowid -> item id (`_ids_of`)
+    def __init__(self, ids: Sequence[str], docs: dict[str, list[str]], analyzer: Analyzer, fields: Sequence[str],
+                 matrices: dict[str, Any] | None = None):
+        """`docs`: each field's analyzed text per item (row order of `ids`); `matrices`: prebuilt
+        bm25s models per field (built here when None)."""
+        self.analyzer, self.fields = analyzer, tuple(fields)
+        self._ids, self._docs = [str(i) for i in ids], {f: list(docs[f]) for f in self.fields}
+        self._lock = threading.Lock()  # one rebuild at a time; searches read one immutable snapshot
+        self._stemmers = threading.local()  # a PyStemmer object is not safe to share between threads
+        self._state = (np.asarray(self._ids, dtype=object), matrices) if matrices is not None else None
 
     @classmethod
     def from_catalog(cls, df: Any) -> KeywordIndex:
-        """Build over catalog rows (a DataFrame with id, text and attribute columns) in a scratch folder."""
+        """Build over catalog rows (a DataFrame with id, text and attribute columns)."""
         docs = documents(df)
         analyzer = Analyzer.from_texts([*docs["name"], *docs["labels"]])
         fields = [f for f in FIELDS if any(t.strip() for t in docs[f])]
-        uri = Path(tempfile.mkdtemp(prefix="fashionlens-keywords-"))
-        import lancedb
-        from lancedb.index import FTS
-
-        db = lancedb.connect(str(uri))
-        db.create_table(TABLE, _arrow(df["id"].astype(str).tolist(), docs, fields, analyzer))
-        tbl = db.open_table(TABLE)
-        for f in fields:  # English stemming, no stop-word removal: "top", "men" are catalog words
-            tbl.create_index(f, config=FTS(stem=True, remove_stop_words=False, ascii_folding=True))
-        write_json(uri / "analyzer.json", {**analyzer.to_dict(), "fields": fields})
-        return cls(uri, analyzer, fields, scratch=True)
+        index = cls(df["id"].astype(str).tolist(), {f: [analyzer(t) for t in docs[f]] for f in fields}, analyzer, fields)
+        index._snapshot()
+        return index
 
     @classmethod
     def load(cls, folder: str | Path) -> KeywordIndex | None:
@@ -160,99 +163,126 @@ class KeywordIndex:
         if not (root / "analyzer.json").is_file():
             return None
         meta = read_json(root / "analyzer.json")
-        return cls(root, Analyzer(meta["compounds"], meta["synonyms"]), meta["fields"], scratch=False)
+        analyzer, fields = Analyzer(meta["compounds"], meta["synonyms"]), meta["fields"]
+        if meta.get("engine") != ENGINE:  # written by the LanceDB engine: convert its analyzed documents
+            ids, docs = _read_lance(root, fields)
+            return cls(ids, docs, analyzer, fields)
+        import bm25s
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(root / "docs.parquet")
+            docs = {f: table.column(f).to_pylist() for f in fields}
+            matrices = {f: bm25s.BM25.load(root / f, allow_pickle=False, show_progress=False) for f in fields}
+        except (OSError, ValueError, KeyError) as e:  # a missing file or field, or an array that would need pickle
+            raise FolderError(f"{root}: cannot read the keyword index ({e}); rebuild the index") from e
+        if any(m.scores["num_docs"] != table.num_rows for m in matrices.values()):
+            raise FolderError(f"{root}: the BM25 matrices do not match docs.parquet ({table.num_rows} rows): "
+                             "the keyword index is damaged; rebuild the index")
+        return cls(table.column("id").to_pylist(), docs, analyzer, fields, matrices)
 
     def __len__(self) -> int:
-        return self._tbl.count_rows()
+        return len(self._ids)
 
     # ---- queries ------------------------------------------------------------------------------
     def search(self, query: str, limit: int = 100) -> tuple[list[str], np.ndarray]:
-        """Item ids whose words best match `query` (BM25, fields boosted by BOOSTS), with scores."""
-        from lancedb.query import MultiMatchQuery
+        """Item ids whose words best match `query` (BM25 per field, summed with the BOOSTS weights), with
+        scores; ties in item order."""
+        ids, rows, scores = self.search_rows(query, limit)
+        return ids[rows].tolist(), scores
 
-        text = self.analyzer(query)
-        if not text or not self.fields:
-            return [], np.zeros(0, dtype=np.float32)
-        q = MultiMatchQuery(text, list(self.fields), boosts=[BOOSTS[f] for f in self.fields])
-        inner = getattr(self._tbl, "_table", None)  # the sync table's own async handle (same version)
-        if inner is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = self._tbl.search(q, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
-            return res.column("id").to_pylist(), res.column("_score").to_numpy().astype(np.float32)
-        # lancedb's sync search() re-reads the schema three times per query: 14 -> 6 ms at 40k; row ids
-        # instead of the id column spare a take of `limit` rows: 7.7 -> 6.5 ms CPU (docs/benchmarks.md)
-        from lancedb.background_loop import LOOP
+    def search_rows(self, query: str, limit: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` as (the item ids of this version of the index, hit rows into them, scores): a caller
+        can map rows to its own positions once per version (the ids array is replaced by every edit)."""
+        words = self._stem(self.analyzer(query).split())
+        ids, matrices = self._snapshot()
+        score = None
+        for f in self.fields:
+            tokens = matrices[f].get_tokens_ids(words)
+            if tokens:
+                s = matrices[f].get_scores_from_ids(tokens) * np.float32(BOOSTS[f])
+                score = s if score is None else score + s
+        if score is None:
+            return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        hit = np.flatnonzero(score > 0)
+        if len(hit) > limit:  # the best `limit` (ties at the cut broken by row below)
+            hit = hit[np.argpartition(-score[hit], limit - 1)[:limit]]
+        hit = hit[np.lexsort((hit, -score[hit]))]
+        return ids, hit, score[hit].astype(np.float32)
 
-        res = LOOP.run(inner.query().nearest_to_text(q).select(["_score"]).with_row_id().limit(limit).to_arrow())
-        return self._ids_of(res.column("_rowid").to_pylist()), res.column("_score").to_numpy().astype(np.float32)
+    def _stem(self, words: list[str]) -> list[str]:
+        stemmer = getattr(self._stemmers, "s", None)
+        if stemmer is None:
+            import Stemmer
 
-    def _ids_of(self, row_ids: list[int]) -> list[str]:
-        """Item ids of Lance row ids. Lance never gives a row address twice (fragment ids only grow), so
-        an entry of the map is never wrong; a row id missing from it means rows were added or compacted
-        since it was read: it is read again. Deleted rows are never hits, so their entries are harmless."""
-        ids = self._row_ids
-        if ids is None or any(r not in ids for r in row_ids):
-            from lancedb.background_loop import LOOP
+            stemmer = self._stemmers.s = Stemmer.Stemmer("english")
+        return stemmer.stemWords(words)
 
-            t = LOOP.run(self._tbl._table.query().select(["id"]).with_row_id().to_arrow())
-            ids = self._row_ids = dict(zip(t.column("_rowid").to_pylist(), t.column("id").to_pylist(), strict=True))
-        return [ids[r] for r in row_ids if r in ids]
+    def _snapshot(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """(item ids, BM25 model per field) for the current documents, rebuilt after an edit."""
+        state = self._state
+        if state is None:
+            with self._lock:
+                if self._state is None:
+                    import bm25s
+
+                    matrices = {}
+                    for f in self.fields:
+                        model = bm25s.BM25(k1=K1, b=B)
+                        model.index([self._stem(t.split()) for t in self._docs[f]], show_progress=False)
+                        matrices[f] = model
+                    self._state = (np.asarray(self._ids, dtype=object), matrices)
+                state = self._state
+        return state
 
     # ---- maintenance --------------------------------------------------------------------------
     def add(self, df: Any) -> None:
         """Add catalog rows (an id already present is replaced)."""
         ids = df["id"].astype(str).tolist()
         self.remove(ids)
-        self._tbl.add(_arrow(ids, documents(df), self.fields, self.analyzer))
+        docs = documents(df)
+        self._ids += ids
+        for f in self.fields:
+            self._docs[f] += [self.analyzer(t) for t in docs[f]]
+        self._state = None
 
     def remove(self, ids: Sequence[str]) -> None:
-        if not ids:
+        drop = {str(i) for i in ids}
+        keep = [j for j, i in enumerate(self._ids) if i not in drop]
+        if len(keep) == len(self._ids):
             return
-        self._edit()
-        quoted = ", ".join("'" + str(i).replace("'", "''") + "'" for i in ids)
-        self._tbl.delete(f"id IN ({quoted})")
-
-    def _edit(self) -> None:
-        """Copy-on-write: edits go to a scratch copy until `save`."""
-        if self._scratch:
-            return
-        import lancedb
-
-        scratch = Path(tempfile.mkdtemp(prefix="fashionlens-keywords-"))
-        shutil.copytree(self.uri, scratch, dirs_exist_ok=True)
-        self.uri, self._scratch = scratch, True
-        self._tbl = lancedb.connect(str(scratch)).open_table(TABLE)
+        self._ids = [self._ids[j] for j in keep]
+        self._docs = {f: [d[j] for j in keep] for f, d in self._docs.items()}
+        self._state = None
 
     def save(self, folder: str | Path) -> None:
         """Make `folder/keywords` hold this index: written beside, then swapped in by rename."""
-        target = Path(folder) / KEYWORD_DIR
-        if not self._scratch and self.uri.resolve() == target.resolve():
-            return
-        import lancedb
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._tbl.optimize()  # fold the edits into the full-text index and drop old versions
+        _, matrices = self._snapshot()
+        target = Path(folder) / KEYWORD_DIR
         tmp, old = target.with_name(f".{KEYWORD_DIR}.tmp"), target.with_name(f".{KEYWORD_DIR}.old")
         for p in (tmp, old):
             shutil.rmtree(p, ignore_errors=True)
-        shutil.copytree(self.uri, tmp)
+        tmp.mkdir(parents=True)
+        cols = {"id": pa.array(self._ids, type=pa.string())} | {f: pa.array(self._docs[f], type=pa.string()) for f in self.fields}
+        pq.write_table(pa.table(cols), tmp / "docs.parquet")
+        for f in self.fields:
+            matrices[f].save(tmp / f, allow_pickle=False, show_progress=False)
+        write_json(tmp / "analyzer.json", {**self.analyzer.to_dict(), "fields": list(self.fields), "engine": ENGINE})
         if target.exists():
             target.rename(old)
         tmp.rename(target)
         shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(self.uri, ignore_errors=True)
-        self.uri, self._scratch = target, False
-        self._tbl = lancedb.connect(str(target)).open_table(TABLE)
 
 
-def _arrow(ids: list[str], docs: dict[str, list[str]], fields: Sequence[str], analyzer: Analyzer):
-    import pyarrow as pa
+def _read_lance(root: Path, fields: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Item ids and analyzed fields of a keyword table the LanceDB engine wrote (its live rows)."""
+    import lancedb
 
-    cols = {"id": pa.array(ids, type=pa.string())}
-    cols |= {f: pa.array([analyzer(t) for t in docs[f]], type=pa.string()) for f in fields}
-    return pa.table(cols)
+    table = lancedb.connect(str(root)).open_table(LANCE_TABLE).to_arrow()
+    return table.column("id").to_pylist(), {f: table.column(f).to_pylist() for f in fields}
 
 
 def save_keywords(df: Any, folder: str | Path) -> None:
