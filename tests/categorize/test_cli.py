@@ -19,7 +19,7 @@ def test_train_evaluate_predict_on_real_photos(myntra_dir, tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "categorizer.json").is_file() and (out / "report" / "confusion.png").is_file()
     meta = json.loads((out / "categorizer.json").read_text())
-    assert meta["encoder"] == "efficientnet-lite0" and "Apparel" in meta["classes"]
+    assert meta["encoder"] == "efficientnet-lite0.stages" and "Apparel" in meta["classes"]  # the default
     assert meta["config"]["encoder_kwargs"] == {"size": 128} and "size=128" in meta["encoder_fingerprint"]
 
     r = runner.invoke(app, ["evaluate", str(out), str(myntra_dir), "--limit", "90", "--json",

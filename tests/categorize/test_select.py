@@ -97,3 +97,9 @@ def test_method_ensemble_fits_its_own_members(toy, one_torch_thread):
     assert [m.kind for m in clf.head_.members] == ["probe", "head"] and clf.history_[-1]["best"]
     with pytest.raises(InvalidInputError, match="val_size"):
         Categorizer(CategorizeConfig(method="ensemble", val_size=0), encoder=ColourEncoder()).fit(toy)
+
+
+def test_default_encoder_is_lite0_stages_and_finetuning_trains_lite0_itself():
+    assert CategorizeConfig().encoder == "efficientnet-lite0.stages"
+    assert CategorizeConfig(method="finetune").encoder == "efficientnet-lite0"  # the stages wrapper has no blocks to tune
+    assert CategorizeConfig(method="finetune", encoder="efficientnet-lite1").encoder == "efficientnet-lite1"

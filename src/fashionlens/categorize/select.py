@@ -77,8 +77,12 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
     given = clf._encoder is not None
     names = tuple(dict.fromkeys((BASELINE, *cfg.candidates)))
     check_candidates(names)
-    if not can_split(getattr(clf.encoder, "model", None)):  # e.g. an encoder without a torch CNN inside
-        names = tuple(n for n in names if CANDIDATES[n]["method"] != "finetune")
+    tunable = None
+    if "finetune" in names:  # its own encoder: Lite0 itself where the config names its pooled-stages variant
+        tuned_name = candidate_config(cfg, "finetune").encoder
+        tunable = clf._encoder if given else clf._create(tuned_name, "config.encoder", cfg.encoder_kwargs)
+        if not can_split(getattr(tunable, "model", None)):  # e.g. an encoder without a torch CNN inside
+            names = tuple(n for n in names if n != "finetune")
     t0 = time.perf_counter()
     fitted: dict[str, Categorizer] = {}
     scores: dict[str, dict[str, float]] = {}
@@ -86,7 +90,7 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
         sub_cfg = candidate_config(cfg, name)
         enc = clf._encoder
         if sub_cfg.method == "finetune":  # it changes the backbone's weights in place: its own copy
-            enc = _own_weights(enc) if given else clf._create(cfg.encoder, "config.encoder", cfg.encoder_kwargs)
+            enc = _own_weights(enc) if given else tunable
         sub = Categorizer(sub_cfg, encoder=enc, cache_dir=clf.cache_dir, progress=clf.progress)
         if name == "ensemble" and {"probe", "head"} <= fitted.keys():  # the same members: no second fit
             ensemble_of(sub, [fitted["probe"], fitted["head"]])
