@@ -64,7 +64,7 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
-    candidates: str = typer.Option("probe,head", help="method auto: what it chooses from, comma-separated "
+    candidates: str = typer.Option("probe,head,ensemble", help="method auto: what it chooses from, comma-separated "
                                    "(probe, head, ensemble = the two calibrated and averaged, finetune = the last "
                                    "block on cached activations; slow on a CPU)"),
     baseline: bool = typer.Option(True, help="also fit the logistic probe and score it on the same held-out "
