@@ -22,6 +22,9 @@ RUNS = {  # name -> CategorizeConfig overrides
     # the default: probe and MLP head fitted, one kept by the validation rule (select.py)
     "auto": {"method": "auto"},
     "auto+finetune": {"method": "auto", "candidates": ("probe", "head", "finetune")},  # + the cached fine-tune
+    "auto+ensemble": {"method": "auto", "candidates": ("probe", "head", "ensemble")},  # + the calibrated mean
+    # the probe on the plain 1280-d Lite0 vector (the default before the pooled stages), same split
+    "probe-lite0": {"method": "probe", "tta": False, "balance": "none", "encoder": "efficientnet-lite0"},
     # the last Lite0 block + a cosine classifier on cached activations of the frozen part (CPU minutes)
     "finetune-cached": {"method": "finetune", "tta": False,
                         "tune": {"cached": True, "unfreeze_blocks": 1, "epochs": 4, "patience": 2, "augment": False}},
@@ -50,7 +53,7 @@ def main() -> None:
                     help="a seeded sample of N items (seed 0), as `categorize train --limit N` draws it")
     ap.add_argument("--labels", default="articleType,masterCategory,baseColour")
     ap.add_argument("--runs", default=",".join(RUNS))
-    ap.add_argument("--encoder", default="efficientnet-lite0")
+    ap.add_argument("--encoder", default="efficientnet-lite0.stages")
     ap.add_argument("--size", default="", help="encoder input size(s), comma-separated: one set of rows each "
                     "on the same split (default: the encoder's)")
     ap.add_argument("--min-class-size", type=int, default=20)
@@ -95,6 +98,8 @@ def main() -> None:
             over = RUNS[run] | ({"tune": {**RUNS[run]["tune"], "epochs": args.tune_epochs}}
                                 if args.tune_epochs and "tune" in RUNS[run] else {})
             run_enc = enc
+            if "encoder" in over:  # a run on another encoder than --encoder, same split
+                run_enc = create(over.pop("encoder"), **({"size": size} if size else {}))
             if over.pop("aligned", False):
                 idx_dir = out / f"{label}-aligned-index"  # one per label split, trained on its fit items only
                 if aligned is None and (idx_dir / "index.json").is_file():  # a rerun reuses it
@@ -106,7 +111,7 @@ def main() -> None:
                     align_s = round(time.perf_counter() - t0, 1)
                 run_enc = aligned
             cfg = CategorizeConfig(label=label, encoder=run_enc.name, min_class_size=args.min_class_size,
-                                   encoder_kwargs={"size": size} if size and run_enc is enc else {}, **over)
+                                   encoder_kwargs={"size": size} if size and run_enc is not aligned else {}, **over)
             t0 = time.perf_counter()
             run_dir = out / f"{label}-{run}"  # fine-tuning saves each epoch there: a rerun resumes
             clf = Categorizer(cfg, encoder=run_enc, cache_dir=args.cache).fit(

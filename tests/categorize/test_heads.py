@@ -7,7 +7,14 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fashionlens.categorize.heads import HEADS, MLPHead, ProbeHead
+from fashionlens.categorize.heads import (
+    HEADS,
+    EnsembleHead,
+    MLPHead,
+    ProbeHead,
+    softmax,
+    temperature,
+)
 
 
 def _blobs(n_per: int = 40, k: int = 3, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,3 +63,29 @@ def test_sample_weight_moves_the_probe(one_torch_thread):
     plain = ProbeHead().fit(X, y)
     heavy = ProbeHead().fit(X, y, sample_weight=np.where(y == 1, 20.0, 1.0))
     assert (heavy.predict(X) == 1).sum() > (plain.predict(X) == 1).sum()
+
+
+def test_temperature_undoes_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    right = rng.random(400) < 0.7  # 70% correct, but every answer given with probability 0.98
+    pred = np.where(right, y, (y + 1) % 3)
+    P = np.full((400, 3), 0.01)
+    P[np.arange(400), pred] = 0.98
+    t = temperature(P, y)
+    assert t > 1.5  # softer: the calibrated top probability comes near the 0.7 accuracy
+    assert abs(softmax(np.log(P) / t).max(1).mean() - 0.7) < 0.05
+    assert temperature(softmax(np.log(P) / t), y) == pytest.approx(1.0, abs=0.05)
+
+
+def test_ensemble_averages_calibrated_members_and_round_trips(one_torch_thread):
+    X, y = _blobs(40, k=3, d=4, seed=3)
+    X += np.random.default_rng(4).normal(0, 2, X.shape).astype(np.float32)  # overlapping: members differ
+    members = [ProbeHead().fit(X, y), MLPHead(hidden=16, epochs=8, lr=0.02, batch_size=32, device="cpu").fit(X, y)]
+    ens = EnsembleHead.calibrated(members, [m.predict_proba(X) for m in members], y)
+    want = np.mean([softmax(np.log(m.predict_proba(X)) / t) for m, t in zip(members, ens.temperatures)], 0)
+    np.testing.assert_allclose(ens.predict_proba(X), want, atol=1e-5)
+    assert ens.temperatures != [1.0, 1.0]
+    again = HEADS["ensemble"].from_state(ens.state(), ens.params())
+    np.testing.assert_allclose(again.predict_proba(X), ens.predict_proba(X), atol=1e-6)
+    assert again.temperatures == ens.temperatures and again.classes_.tolist() == [0, 1, 2]

@@ -64,3 +64,42 @@ def test_auto_needs_a_validation_split(toy):
 def test_unknown_candidate_is_refused_by_name():
     with pytest.raises(InvalidInputError, match="'bagging'"):
         CategorizeConfig(candidates=("probe", "bagging"))
+
+
+def test_ensemble_candidate_reuses_the_fitted_members_and_reloads_identically(toy, tmp_path, one_torch_thread,
+                                                                              monkeypatch):
+    from fashionlens.categorize.heads import EnsembleHead
+
+    train, test = toy.split(0.3, seed=0, stratify="articleType")
+    cfg = CategorizeConfig(label="articleType", val_size=0.3, candidates=("probe", "head", "ensemble"),
+                           head={"hidden": 32, "epochs": 10, "lr": 0.02})
+    fits: list[str] = []
+    real_fit = Categorizer.fit
+    monkeypatch.setattr(Categorizer, "fit", lambda self, *a, **k: fits.append(self.config.method) or real_fit(self, *a, **k))
+    clf = Categorizer(cfg, encoder=ColourEncoder()).fit(train)
+    assert fits == ["auto", "probe", "head"]  # the ensemble is built from the two fits, not fitted again
+    sel = clf.selection_
+    assert set(sel["validation"]) == {"probe", "head", "ensemble"} and sel["chosen"] == choose(sel["validation"])
+    ens = clf.candidates_["ensemble"]
+    assert isinstance(ens.head_, EnsembleHead) and ens.config.method == "ensemble"
+    probe, head = clf.candidates_["probe"], clf.candidates_["head"]
+    want = ens.head_.combine([probe.predict_proba(test), head.predict_proba(test)])
+    np.testing.assert_allclose(ens.predict_proba(test), want, atol=1e-6)
+    ens.save(tmp_path / "e")
+    again = Categorizer.load(tmp_path / "e", encoder=ColourEncoder())
+    assert isinstance(again.head_, EnsembleHead) and again.head_.temperatures == ens.head_.temperatures
+    np.testing.assert_allclose(again.predict_proba(test), ens.predict_proba(test), atol=1e-6)
+
+
+def test_method_ensemble_fits_its_own_members(toy, one_torch_thread):
+    cfg = CategorizeConfig(label="articleType", method="ensemble", val_size=0.3, head={"hidden": 32, "epochs": 5})
+    clf = Categorizer(cfg, encoder=ColourEncoder()).fit(toy)
+    assert [m.kind for m in clf.head_.members] == ["probe", "head"] and clf.history_[-1]["best"]
+    with pytest.raises(InvalidInputError, match="val_size"):
+        Categorizer(CategorizeConfig(method="ensemble", val_size=0), encoder=ColourEncoder()).fit(toy)
+
+
+def test_default_encoder_is_lite0_stages_and_finetuning_trains_lite0_itself():
+    assert CategorizeConfig().encoder == "efficientnet-lite0.stages"
+    assert CategorizeConfig(method="finetune").encoder == "efficientnet-lite0"  # the stages wrapper has no blocks to tune
+    assert CategorizeConfig(method="finetune", encoder="efficientnet-lite1").encoder == "efficientnet-lite1"

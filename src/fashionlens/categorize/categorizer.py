@@ -53,8 +53,9 @@ from fashionlens.utils import (
     write_json,
 )
 
-METHODS = ("auto", "zeroshot", "probe", "head", "finetune", "caption")
+METHODS = ("auto", "zeroshot", "probe", "head", "ensemble", "finetune", "caption")
 BALANCE = ("none", "weights", "oversample")
+DEFAULT_ENCODER = "efficientnet-lite0.stages"
 # a folder holding any of these is a categorizer (or a run of one in progress) that a retrain may replace
 CATEGORIZER_MARKS = ("categorizer.json", "head.safetensors", "train_log.jsonl", "checkpoint", "report")
 
@@ -64,7 +65,9 @@ class CategorizeConfig(Config):
     """Everything that defines a categoriser; saved with it as JSON."""
 
     label: str = "articleType"
-    encoder: str = "efficientnet-lite0"  # for method=caption: the captioner (registry name or HF folder)
+    # Lite0's final map and blocks 3-6 pooled (encoders/stages.py): +0.04 articleType accuracy for the
+    # probe on held-out items (docs/bench/categorize.md); method=caption: the captioner (name or HF folder)
+    encoder: str = DEFAULT_ENCODER
     # keyword arguments for the encoder's factory (plain JSON, e.g. {"size": 224}), saved with the model
     # so a loaded one rebuilds the same encoder; {}: the encoder's own defaults (Lite0: 160 px)
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +107,9 @@ class CategorizeConfig(Config):
         check_candidates(self.candidates)
         if self.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig
+
+            if self.encoder == DEFAULT_ENCODER:  # pooled maps of a frozen network: fine-tuning trains Lite0 itself
+                self.encoder = "efficientnet-lite0"
 
             TuneConfig.from_dict(self.tune, "fine-tune options (tune)")  # unknown options fail before any work
 
@@ -188,10 +194,10 @@ class Categorizer:
         """Fit on a catalog: seeded stratified train/val split, rare-class merge, balancing, head.
         `checkpoint` (method finetune): a folder where each epoch is saved and a rerun resumes."""
         cfg = self.config
-        if cfg.method == "auto":
-            from fashionlens.categorize.select import fit_auto
+        if cfg.method in ("auto", "ensemble"):  # several fitted categorisers: select.py
+            from fashionlens.categorize.select import fit_auto, fit_ensemble
 
-            return fit_auto(self, catalog, log_path)
+            return (fit_auto if cfg.method == "auto" else fit_ensemble)(self, catalog, log_path)
         t0 = time.perf_counter()
         y_all = clean_labels(catalog.column(cfg.label))
         has = np.flatnonzero(y_all != "")
@@ -243,6 +249,8 @@ class Categorizer:
                     X, yy, _sample_weight(weights, yy), eval_set=(va_views, yi_va) if len(va) else None, log=log,
                     class_names=list(self.classes_))
                 self.history_ = self.head_.history_
+                if len(va):  # kept (not saved) for an ensemble built from this fit
+                    self.val_ = (yi_va, self._combine(va_views))
             else:
                 X, yy = tr_views[0], yi_tr
                 if cfg.balance == "oversample":
@@ -252,6 +260,7 @@ class Categorizer:
         if len(va) and cfg.method not in ("head", "finetune"):  # one summary line for heads without epochs
             proba = self._combine(va_views or self._views(catalog.subset(va)))
             m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
+            self.val_ = (yi_va, proba)
             row = {"epoch": 1, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
                    "val_top5_accuracy": m["top5_accuracy"], "best": True}
             self.history_.append(row)

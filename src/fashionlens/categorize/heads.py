@@ -364,8 +364,63 @@ class CosineHead:
         return cls(s["weight"], s["bias"], float(s["scale"][0]))
 
 
+def temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T minimising the held-out log loss of softmax(log(proba) / T) (one scalar:
+    it rescales confidence without changing any single member's ranking)."""
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(proba, 1e-12, 1.0))
+
+    def nll(log_t: float) -> float:
+        return float(-np.log(np.clip(softmax(logp / np.exp(log_t))[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+class EnsembleHead:
+    """The mean of its members' temperature-calibrated probabilities (members on the same features and
+    classes, e.g. the probe and the MLP head): calibration keeps the sharper member from outvoting the
+    other by confidence alone."""
+
+    kind = "ensemble"
+
+    def __init__(self, members: Sequence[Any], temperatures: Sequence[float]):
+        if len(members) != len(temperatures) or not members:
+            raise ValueError(f"an ensemble needs one temperature per member, got {len(members)} / {len(temperatures)}")
+        self.members, self.temperatures = list(members), [float(t) for t in temperatures]
+        self.classes_ = getattr(self.members[0], "classes_", None)  # the columns, as the members' own
+
+    @classmethod
+    def calibrated(cls, members: Sequence[Any], val_proba: Sequence[np.ndarray], y_val: np.ndarray) -> EnsembleHead:
+        """Temperatures fitted on each member's validation probabilities `val_proba` (labels `y_val`)."""
+        return cls(members, [temperature(P, np.asarray(y_val)) for P in val_proba])
+
+    def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble's probabilities from each member's own (same order as `members`)."""
+        return np.mean([softmax(np.log(np.clip(P, 1e-12, 1.0)) / t) for P, t in zip(probas, self.temperatures)],
+                       axis=0).astype(np.float32)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.combine([m.predict_proba(X) for m in self.members])
+
+    def params(self) -> dict[str, Any]:
+        return {"members": [{"kind": m.kind, "params": m.params()} for m in self.members],
+                "temperatures": self.temperatures}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.state().items()}
+
+    @classmethod
+    def from_state(cls, s: dict[str, np.ndarray], params: dict[str, Any]) -> EnsembleHead:
+        members = []
+        for i, m in enumerate(params["members"]):
+            own = {k[len(f"{i}."):]: v for k, v in s.items() if k.startswith(f"{i}.")}
+            members.append(HEADS[m["kind"]].from_state(own, m["params"]))
+        return cls(members, params["temperatures"])
+
+
 HEADS: dict[str, Any] = {"zeroshot": ZeroShotHead, "probe": ProbeHead, "head": MLPHead, "caption": ProbeHead,
-                         "cosine": CosineHead}
+                         "cosine": CosineHead, "ensemble": EnsembleHead}
 
 
 # ---- captioners ---------------------------------------------------------------------------------

@@ -41,11 +41,12 @@ def train(
     catalog: Path = typer.Argument(..., help="catalog folder (Kaggle layout) or CSV/Parquet table"),
     label: str = typer.Option(..., "--label", help="column to predict, e.g. masterCategory, articleType, baseColour"),
     out: Path = typer.Option(..., "--out", help="folder for the model and its evaluation report"),
-    encoder: str = typer.Option("efficientnet-lite0", help="registry encoder (method caption: a captioner)"),
+    encoder: str = typer.Option("efficientnet-lite0.stages", help="registry encoder (method caption: a captioner; "
+                                "finetune trains efficientnet-lite0 itself)"),
     size: int | None = typer.Option(None, help="encoder input size in px (default: the encoder's own; "
                                     "Lite0 160, 224 measured in docs/bench/categorize.md)"),
     method: str = typer.Option("auto", help="auto (the candidate validation favours, never below the probe) | "
-                               "zeroshot | probe | head | finetune | caption"),
+                               "zeroshot | probe | head | ensemble | finetune | caption"),
     limit: int | None = typer.Option(None, help="use a seeded random sample of N items"),
     test_size: float = typer.Option(0.2, help="held-out share for the report"),
     min_class_size: int = typer.Option(0, help="merge classes with fewer training items into 'other'"),
@@ -63,8 +64,9 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
-    candidates: str = typer.Option("probe,head", help="method auto: what it chooses from, comma-separated "
-                                   "(probe, head, finetune = the last block on cached activations; slow on a CPU)"),
+    candidates: str = typer.Option("probe,head,ensemble", help="method auto: what it chooses from, comma-separated "
+                                   "(probe, head, ensemble = the two calibrated and averaged, finetune = the last "
+                                   "block on cached activations; slow on a CPU)"),
     baseline: bool = typer.Option(True, help="also fit the logistic probe and score it on the same held-out "
                                   "items (method auto fits it anyway)"),
     json_out: bool = typer.Option(False, "--json", help="print the training summary and held-out metrics as JSON"),

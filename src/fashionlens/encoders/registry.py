@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "fashionlens.encoders"
 # Family modules register their names on import; they import torch & co. only inside factories.
 _FAMILY_MODULES = (
     "fashionlens.encoders.efficientnet",
+    "fashionlens.encoders.stages",
     "fashionlens.encoders.colour",
     "fashionlens.encoders.sentence",
     "fashionlens.encoders.clip",
