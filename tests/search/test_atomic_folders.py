@@ -189,7 +189,7 @@ def categorizers(myntra_small, emb_cache, tmp_path_factory, memo_encoders):
     def pick(classes, n):
         return myntra_small.subset(np.concatenate([np.flatnonzero(kinds == c)[:n] for c in classes]))
 
-    cfg = CategorizeConfig(label="articleType", method="probe", tta=False)
+    cfg = CategorizeConfig(label="articleType", method="probe", tta=False, encoder="efficientnet-lite0")
     root = tmp_path_factory.mktemp("cat")
     models = {}
     for name, cat in (("old", pick(KINDS, 12)), ("new", pick(KINDS[:4], 15))):
