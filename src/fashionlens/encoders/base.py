@@ -108,7 +108,12 @@ class Encoder:
         the per-photo work stays off the encoder's loop; raises `ImageError` for a bad photo."""
         from fashionlens.catalog.images import open_image
 
-        return open_image(src)
+        return self.prepare_image(open_image(src))
+
+    def prepare_image(self, img: Any) -> Any:
+        """A decoded RGB photo as `encode_images` takes it (default: as is; encoders with a fixed
+        input size fit it here). Fused towers share one decode this way, each fitting its own copy."""
+        return img
 
     def project_images(self, features: np.ndarray) -> np.ndarray:
         """Map `image_base` features into this encoder's space (only for encoders with a base)."""

@@ -69,6 +69,12 @@ class ColourHistogramEncoder(Encoder):
         self.name, self.spec, self.preprocess, self.batch_size = name, spec, preprocess, batch_size
         self.dim = spec.dim
 
+    def prepare_image(self, img: Any) -> Any:
+        """Fitted to the histogram's input size (in the decode threads, from the photo Lite0 decoded too)."""
+        from fashionlens.encoders.pixels import fit_image
+
+        return fit_image(img, self.preprocess)
+
     def _encode_images(self, images: list[Any]) -> np.ndarray:
         from fashionlens.encoders.pixels import normalised_array
 

@@ -94,12 +94,11 @@ class EfficientNetLiteEncoder(Encoder):
     def fingerprint(self) -> str:
         return super().fingerprint() + ("|int8" if self.runtime == "onnx-int8" else "")
 
-    def load_image(self, src: Any) -> Any:
-        """Decoded and fitted to the input size (runs in the decode threads, see fashionlens.embed)."""
-        from fashionlens.catalog.images import open_image
+    def prepare_image(self, img: Any) -> Any:
+        """Fitted to the input size (runs in the decode threads, see fashionlens.embed)."""
         from fashionlens.encoders.pixels import fit_image
 
-        return fit_image(open_image(src), self.preprocess)
+        return fit_image(img, self.preprocess)
 
     def encode_images(self, images: Sequence[Any], batch_size: int | None = None) -> np.ndarray:
         images = list(images)
