@@ -24,9 +24,20 @@ class Preprocess:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     fill: int = 255  # catalog photos sit on white
+    # input width when it differs from `size` (the height): e.g. 120 x 160 for 3:4 photos, no white
+    # side bands to convolve. None = square; left out of `to_dict`, so square fingerprints never change
+    width: int | None = None
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width) of the input."""
+        return self.size, self.width or self.size
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["width"] is None:
+            del d["width"]
+        return d
 
 
 @dataclass
