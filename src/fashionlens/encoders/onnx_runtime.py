@@ -229,28 +229,9 @@ def image_session(name: str, weights: str, model: Callable[[], Any], pp: Preproc
     return cached_session(f"{name}.int8", {**key, "int8": "qdq-per-channel-u8s8"}, build_int8, threads)
 
 
-def pointwise_convs(path: Path) -> tuple[list[str], list[str]]:
-    """(names of the 1x1 ungrouped Conv nodes between the first and the last Conv, every other
-    Conv node) of the ONNX graph at `path`: the stem, depthwise and head convolutions."""
-    import onnx
-
-    g = onnx.load(str(path)).graph
-    shapes = {t.name: tuple(t.dims) for t in g.initializer}
-    convs = [n for n in g.node if n.op_type == "Conv"]
-    inner: list[str] = []
-    other: list[str] = []
-    for i, n in enumerate(convs):
-        group = next((a.i for a in n.attribute if a.name == "group"), 1)
-        kernel = shapes.get(n.input[1], ())[2:]
-        pw = group == 1 and kernel == (1, 1) and 0 < i < len(convs) - 1
-        (inner if pw else other).append(n.name)
-    return inner, other
-
-
-def quantize(src: Path, dst: Path, pixels: np.ndarray, batch: int = 16, pointwise_only: bool = False) -> None:
+def quantize(src: Path, dst: Path, pixels: np.ndarray, batch: int = 16) -> None:
     """Static int8 quantization of the fp32 graph `src` into `dst`, activation ranges calibrated on
-    `pixels` ((n, height, width, 3) uint8 catalog photos). `pointwise_only`: only the 1x1 convolutions
-    (~88 % of Lite0's MACs) become int8; stem, depthwise, head and every other op stay fp32."""
+    `pixels` ((n, size, size, 3) uint8 catalog photos)."""
     import tempfile
 
     from onnxruntime.quantization import (
@@ -272,9 +253,6 @@ def quantize(src: Path, dst: Path, pixels: np.ndarray, batch: int = 16, pointwis
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))  # shape inference + folding, as the quantizer advises
-        only: dict[str, Any] = {}
-        if pointwise_only:
-            only = {"op_types_to_quantize": ["Conv"], "nodes_to_exclude": pointwise_convs(pre)[1]}
         # reduce_range: 7-bit weights, so AVX2 machines without VNNI do not saturate int16 sums
         quantize_static(str(pre), str(dst), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **only)
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
