@@ -108,23 +108,3 @@ def test_sales_features_treat_a_failed_photo_as_no_photo(tmp_path, catalog):
     assert any("item 7:" in m for m in msgs)
     assert X["has_image"].tolist() == [0.0 if i == 7 else 1.0 for i in range(40)]
     assert not X.filter(like="img_").iloc[7].any()
-
-
-def test_keywords_are_built_beside_the_embedding_and_again_when_an_item_drops_out(tmp_path, catalog, monkeypatch):
-    import threading
-
-    import fashionlens.search.index as si
-    from fashionlens.index.keyword import KeywordIndex
-
-    calls: list[tuple[bool, int]] = []
-    real = si.keyword_index
-    monkeypatch.setattr(si, "keyword_index", lambda df: calls.append(
-        (threading.current_thread().name.startswith("fashionlens-keywords"), len(df))) or real(df))
-    cfg = BuildConfig(encoder="tests.embed.test_store:MeanColour", cache_dir=None)
-    build_index(catalog.subset(range(6)), tmp_path / "ok", cfg, progress=False)
-    assert calls == [(True, 6)]  # once, in the background thread, while the photos were embedded
-    calls.clear()
-    _warned(build_index, catalog, tmp_path / "idx", cfg, progress=False)
-    assert calls == [(True, 40), (False, 39)]  # item 7's photo failed: built again without it
-    kw = KeywordIndex.load(tmp_path / "idx")
-    assert len(kw) == 39 and "7" not in kw.search("Tshirts 7")[0]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from fashionlens.embed import DEFAULT_CACHE, embed_catalog_images, embed_images,
 from fashionlens.encoders.base import Encoder
 from fashionlens.errors import InvalidInputError, NotFoundError
 from fashionlens.index.factory import make_index, open_index
-from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts
+from fashionlens.index.keyword import Analyzer, KeywordIndex, documents, has_texts, save_keywords
 from fashionlens.manifest import check_overwrite, own_fields, read_manifest, write_manifest
 from fashionlens.search.hybrid import MODES, FusionConfig, candidates, explain, fuse, matched_terms
 from fashionlens.search.query import Facets
@@ -65,12 +63,7 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
     base = create(cfg.encoder)
     info: dict[str, Any] = {"built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     check_overwrite(out, "index", INDEX_MARKS)
-    with atomic_dir(out, marks=INDEX_MARKS) as tmp, ThreadPoolExecutor(1, thread_name_prefix="fashionlens-keywords") as bg:
-        # the word side (lancedb's import and full-text index: ~10 % of a cold 2,000-photo index) is
-        # built while the photos are embedded, saved after (here: `save` swaps warning filters, which
-        # is not thread-safe), and built again should a photo fail and its item drop out
-        n_items = len(catalog)
-        keywords = bg.submit(keyword_index, catalog.df)
+    with atomic_dir(out, marks=INDEX_MARKS) as tmp:
         if {"image", "text"} <= set(base.modalities):
             encoder, encoder_ref = base, record_ref(cfg.encoder, out)
             catalog, vectors = embed_catalog_images(encoder, catalog, cfg.cache_dir, progress=progress)
@@ -85,22 +78,11 @@ def build_index(catalog: Catalog, out: str | Path, config: BuildConfig | None = 
                  f"aligned({cfg.encoder}+{cfg.text_encoder})", "fingerprint": encoder.fingerprint(),
                  "dim": encoder.dim, "n_items": len(catalog), "backend": cfg.backend}
         make_index(cfg.backend, vectors, catalog.ids, **cfg.index_params).save(tmp)
-        words = keywords.result()
-        if len(catalog) != n_items:
-            if words is not None:
-                shutil.rmtree(words.uri, ignore_errors=True)  # its scratch folder: never saved
-            words = keyword_index(catalog.df)
-        if words is not None:  # the word side of hybrid search (none for a photos-only catalog)
-            words.save(tmp)
+        save_keywords(catalog.df, tmp)  # the word side of hybrid search (none for a photos-only catalog)
         catalog.save(tmp / "catalog.parquet")
         write_json(tmp / "import_report.json", catalog.report.to_dict())
         write_manifest(tmp, "index", cfg.to_dict(), **info)
     return SearchIndex(out, encoder=encoder)
-
-
-def keyword_index(df: Any) -> KeywordIndex | None:
-    """The keyword side of a catalog with texts (built in a scratch folder), None without texts."""
-    return KeywordIndex.from_catalog(df) if has_texts(df) else None
 
 
 def align_encoders(image_encoder: Encoder, text_encoder: Encoder, catalog: Catalog, out: Path,
