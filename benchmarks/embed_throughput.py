@@ -8,6 +8,8 @@ ONNX batch sizes. Last, peak RSS of a cached run (the store holds one chunk of d
 Each row prints the 1-minute load average beside it: on a shared machine, compare rows of one run.
 
     .venv/bin/python benchmarks/embed_throughput.py --n 3000 --myntra ../shared/data/myntra
+    .venv/bin/python benchmarks/embed_throughput.py --n 2000 --sizes --no-runtimes --memory-n \\
+        --geometries 160x160 120x160 96x128     # input geometry: MACs, photos/s, paired probe
 """
 
 from __future__ import annotations
@@ -23,13 +25,60 @@ import numpy as np
 
 
 def probe_accuracy(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    return float(probe_hits(x, y, seed).mean())
+
+
+def probe_hits(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """1/0 per test item of the articleType probe (the same 70/30 split for every `x` of these items)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
     keep = np.isin(y, [c for c, n in zip(*np.unique(y, return_counts=True)) if n >= 10])
     xtr, xte, ytr, yte = train_test_split(x[keep], y[keep], test_size=0.3, random_state=seed, stratify=y[keep])
     clf = LogisticRegression(max_iter=2000, C=1.0).fit(xtr, ytr)
-    return float(clf.score(xte, yte))
+    return (clf.predict(xte) == yte).astype(np.float64)
+
+
+def conv_macs(enc) -> float:
+    """Multiply-accumulates of one photo through the encoder's torch network at its input size
+    (every convolution: output elements x input channels per group x kernel area; 1 MAC = 2 FLOP)."""
+    import torch
+
+    total = [0]
+
+    def hook(m, _inp, out):
+        total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    hooks = [m.register_forward_hook(hook) for m in enc.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        enc.model(torch.zeros(1, 3, *enc.preprocess.hw))
+    for h in hooks:
+        h.remove()
+    return float(total[0])
+
+
+def geometries(cat, y: np.ndarray, shapes: list[str], runtime: str) -> None:
+    """Input geometries (WxH; the photos are 60x80, so 120x160 keeps their aspect without white side
+    bands): MACs, photos/s through `embed_images` (decode pool) and the probe, paired against the first."""
+    from fashionlens.encoders import create
+    from fashionlens.evaluation.statistics import bootstrap_ci
+
+    print("\n| input WxH | MMAC/photo | runtime | images/s (embed_images, decode incl.) | articleType probe acc [95% CI] "
+          "| vs first row [95% CI] | load |")
+    print("|---|---|---|---|---|---|---|")
+    ref = None
+    for shape in shapes:
+        w, h = (int(v) for v in shape.lower().split("x"))
+        enc = create("efficientnet-lite0", size=h, width=w, runtime=runtime)
+        macs = conv_macs(enc) / 1e6
+        enc.encode_images(cat.images[:32])  # export (once) and warm-up, outside the timing
+        ips, x = pipeline(enc, cat.images)
+        hits = probe_hits(x, y)
+        lo, hi = bootstrap_ci(hits)
+        ref = hits if ref is None else ref
+        dlo, dhi = bootstrap_ci(hits - ref)
+        print(f"| {w}x{h} | {macs:.1f} | {runtime} | {ips:.1f} | {hits.mean():.3f} [{lo:.3f}, {hi:.3f}] | "
+              f"{(hits - ref).mean():+.3f} [{dlo:+.3f}, {dhi:+.3f}] | {load()} |", flush=True)
 
 
 def throughput(enc, paths: list[str], batch: int) -> tuple[float, np.ndarray]:
@@ -94,6 +143,8 @@ def main() -> None:
     ap.add_argument("--memory-n", type=int, nargs="*", default=[1000, 4000])
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--no-runtimes", action="store_true", help="skip the runtime comparison")
+    ap.add_argument("--geometries", nargs="*", default=[], help="input WxH to compare, e.g. 160x160 120x160 96x128")
+    ap.add_argument("--geometry-runtime", default="onnx", help="runtime of the geometry rows")
     args = ap.parse_args()
     # a fresh export cache, so the int8 row is calibrated here, on photos outside the test sample
     os.environ.setdefault("FASHIONLENS_CACHE", tempfile.mkdtemp(prefix="fl-bench-cache-"))
@@ -115,6 +166,8 @@ def main() -> None:
         ips64, _ = throughput(enc, sub, 64)
         enc.model = enc.model.to(memory_format=torch.contiguous_format)
         print(f"| {enc.preprocess.size} | 64 | {ips64:.1f} | (same features) |")
+    if args.geometries:
+        geometries(cat, y, args.geometries, args.geometry_runtime)
     if not args.no_runtimes:
         runtimes(cat, calib, y, args.batches)
     if args.memory_n:

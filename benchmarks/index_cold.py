@@ -34,17 +34,27 @@ def vit_b32_random() -> object:
                            Preprocess(size=224, mean=OPENAI_MEAN, std=OPENAI_STD), device="cpu", precision="fp32")
 
 
-def run_index(args: argparse.Namespace, encoder: str, cache: Path, out: Path, env: dict[str, str]) -> tuple[float, int]:
-    """Seconds and peak RSS (MB) of one `fashionlens index` process."""
+def run_index(args: argparse.Namespace, encoder: str, cache: Path, out: Path, env: dict[str, str]) -> tuple[float, float, int]:
+    """Seconds, CPU seconds (user + sys: less sensitive to other jobs than the wall time) and peak
+    RSS (MB) of one `fashionlens index` process."""
     shutil.rmtree(out, ignore_errors=True)
     rss_file = out.parent / "rss.txt"
-    cmd = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m", "fashionlens.cli.main", "index",
+    cmd = ["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss_file), sys.executable, "-m", "fashionlens.cli.main", "index",
            args.myntra, "--out", str(out), "--limit", str(args.n), "--encoder", encoder]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env={**env, "FASHIONLENS_CACHE": str(cache)}, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - t
-    return seconds, int(rss_file.read_text().split()[-1]) // 1024
+    rss, user, sys_s = rss_file.read_text().split()[-3:]
+    return seconds, float(user) + float(sys_s), int(rss) // 1024
+
+
+def machine() -> str:
+    """CPU model, cores, clock and the load average: what a reader needs beside the seconds."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    mhz = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("cpu MHz")), "?")
+    return f"{model}, {os.cpu_count()} cores at {mhz} MHz, load {os.getloadavg()[0]:.1f} at the start"
 
 
 def main() -> None:
@@ -63,9 +73,10 @@ def main() -> None:
                         "--limit", str(args.train_n)], check=True, env={**env, "FASHIONLENS_CACHE": str(work / "train-cache")},
                        stdout=subprocess.DEVNULL)
     run = f"run:{trained / 'encoder'}"
-    print(f"`fashionlens index` of the first {args.n} Myntra photos, one fresh process per row, empty embedding cache\n")
-    print("| encoder | runtime | ONNX export | seconds | photos/s end to end | × open_clip | peak RSS MB | load |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"`fashionlens index` of the first {args.n} Myntra photos, one fresh process per row, empty embedding cache; "
+          f"{machine()}\n")
+    print("| encoder | runtime | ONNX export | seconds | photos/s end to end | × open_clip | CPU s | peak RSS MB | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = [("open_clip ViT-B-32 fp32", "index_cold:vit_b32_random", "torch", "", None),
             ("trained (default: aligned Lite0.colour + MiniLM)", run, "onnx (default)", "cold", None),
             ("trained (default: aligned Lite0.colour + MiniLM)", run, "onnx (default)", "cached", "keep"),
@@ -77,10 +88,10 @@ def main() -> None:
             cache.mkdir()
             shutil.copytree(prev / "onnx", cache / "onnx")
         e = dict(env, FASHIONLENS_RUNTIME="torch") if mode == "torch" else env
-        s, rss = run_index(args, enc, cache, work / "idx", e)
+        s, cpu, rss = run_index(args, enc, cache, work / "idx", e)
         prev = cache
         base = base or s
-        print(f"| {label} | {runtime} | {export} | {s:.1f} | {args.n / s:.1f} | {base / s:.1f} | {rss} | "
+        print(f"| {label} | {runtime} | {export} | {s:.1f} | {args.n / s:.1f} | {base / s:.1f} | {cpu:.1f} | {rss} | "
               f"{os.getloadavg()[0]:.1f} |", flush=True)
 
 

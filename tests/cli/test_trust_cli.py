@@ -106,6 +106,22 @@ def test_index_reports_a_photo_that_fails_while_embedding_and_leaves_it_out(tmp_
         assert any(ln.startswith("warning: item 7:") and "not an image" in ln for ln in r.stderr.splitlines())
 
 
+def test_index_decodes_photos_once_while_embedding_and_strict_still_stops_at_a_bad_one(tmp_path, monkeypatch):
+    import fashionlens.catalog.readers
+
+    cat = write_catalog(tmp_path / "cat", 12, bad=(7,))
+    checked: list[str] = []
+    real = fashionlens.catalog.readers._check_image
+    monkeypatch.setattr(fashionlens.catalog.readers, "_check_image", lambda p: checked.append(p) or real(p))
+    r = runner.invoke(app, ["index", str(cat), "--out", str(tmp_path / "idx"), "--encoder", JOINT, "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert checked == []  # no decode at import: the embedding's decode reports the bad photo
+    assert [i["id"] for i in json.loads(r.stdout)["import"]["issues"]] == ["7"]
+    r = runner.invoke(app, ["index", str(cat), "--out", str(tmp_path / "idx2"), "--encoder", JOINT, "--strict"])
+    assert r.exit_code == 2 and "item 7" in r.output and len(checked) == 8  # stopped at photo 7, before embedding
+    assert not (tmp_path / "idx2").exists()
+
+
 # ---- item 11: --json, quiet model loading, progress off a TTY ----------------------------------
 def test_perceptual_triplets_json(kaggle, tmp_path):
     out = tmp_path / "t.csv"

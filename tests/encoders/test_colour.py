@@ -56,3 +56,18 @@ def test_fused_encoder_caches_its_parts_and_matches_direct_encoding(tmp_path):
     hist = embed_images(create("colourhist-80.hsv"), paths, cache, progress=False)
     np.testing.assert_allclose(got, fused.combine([lite, hist]), atol=1e-6)
     assert {p.name.split("-")[0] for p in cache.iterdir()} == {"efficientnet", "colourhist"}
+
+
+def test_hsv_is_bit_identical_to_matplotlib():
+    from matplotlib.colors import rgb_to_hsv as reference
+
+    from fashionlens.encoders.colour import rgb_to_hsv
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 40, 40, 3), dtype=np.float32)
+    x[0, :5] = x[0, :5, :, :1]  # greys (delta 0), ties between channels, black and white
+    x[1, :3, :, 1] = x[1, :3, :, 0]
+    x[2, :2] = 0.0
+    x[3, :2] = 1.0
+    x = np.round(x * 255) / np.float32(255)  # pixel values as the encoder sees them: ties are common
+    np.testing.assert_array_equal(rgb_to_hsv(x), reference(x))

@@ -149,3 +149,22 @@ def test_the_environment_chooses_what_auto_means(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("FASHIONLENS_RUNTIME", "fast")
     with pytest.raises(ValueError, match="unknown runtime 'fast'"):
         tiny("auto")
+
+
+def test_non_square_input_keeps_the_photo_aspect_matches_torch_and_has_its_own_fingerprint(cache: Path) -> None:
+    import dataclasses
+
+    ims = photos(4)
+    tall = dataclasses.replace(PP, width=36)  # 36 x 48: the 3:4 photos without white side bands
+    fast, slow = tiny("onnx"), tiny("torch")
+    fast.preprocess = slow.preprocess = tall
+    from fashionlens.encoders.pixels import pixel_array
+
+    px = pixel_array(ims, tall)
+    assert px.shape == (4, 48, 36, 3) and (px[:, :, [0, -1]] < 250).any()  # no padding columns left
+    np.testing.assert_allclose(fast.encode_images(ims), slow.encode_images(ims), atol=1e-5)
+    square = tiny("torch")
+    assert len({fast.fingerprint(), square.fingerprint()}) == 2 and "width=36" in fast.fingerprint()
+    assert "width" not in square.fingerprint()  # square encoders keep the fingerprints (and caches) they had
+    assert create("efficientnet-lite0", size=160, width=120).preprocess.hw == (160, 120)
+    assert create("efficientnet-lite0", size=160, width=160).fingerprint() == create("efficientnet-lite0").fingerprint()

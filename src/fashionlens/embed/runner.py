@@ -7,10 +7,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fashionlens.catalog.core import Catalog, ImportIssue, ImportReport
+from fashionlens.catalog.images import open_image
 from fashionlens.embed.decode import GROUP, MIN_GROUP, decoded_groups
 from fashionlens.embed.store import EmbeddingStore
 from fashionlens.encoders.base import Encoder
@@ -20,9 +22,10 @@ from fashionlens.utils import default_cache, file_hash, text_hash
 
 DEFAULT_CACHE = default_cache()
 
-# encode(row positions, advance) -> (their vectors, {position: reason} of the rows not embedded);
+# encode(row positions, need, advance) -> (each encoder's vectors of those rows, {position: reason} of
+# the rows not embedded); need[e, r]: encoder e lacks row r (only those rows of its vectors are used);
 # advance(n) reports n more rows done, so progress moves within a chunk
-EncodeFn = Callable[[list[int], Callable[[int], None]], tuple[np.ndarray, dict[int, str]]]
+EncodeFn = Callable[[list[int], np.ndarray, Callable[[int], None]], tuple[list[np.ndarray], dict[int, str]]]
 
 
 def embed_images(
@@ -84,10 +87,10 @@ def embed_texts(
     items = texts.texts if isinstance(texts, Catalog) else [str(t) for t in texts]
     keys = [text_hash(t) for t in items]
 
-    def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
-        return _in_batches(encoder.encode_texts, [items[j] for j in pos], encoder.batch_size, advance), {}
+    def encode(pos: list[int], need: np.ndarray, advance: Callable[[int], None]) -> tuple[list[np.ndarray], dict[int, str]]:
+        return [_in_batches(encoder.encode_texts, [items[j] for j in pos], encoder.batch_size, advance)], {}
 
-    return _run(encoder, "text", keys, encode, cache_dir, chunk_size, progress)[0]
+    return _run([encoder], "text", keys, encode, cache_dir, chunk_size, progress, encoder.name)[0][0]
 
 
 def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir: str | Path | None,
@@ -98,10 +101,11 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
         vectors = encoder.project_images(base)
         vectors[list(failed)] = 0  # a projected zero row is the head's bias, not a marker of failure
         return vectors, failed
-    if getattr(encoder, "parts", None):  # a fusion: each part cached under its own fingerprint
-        parts = [_embed_images(p, catalog, cache_dir, chunk_size, progress) for p in encoder.parts]
-        failed = {k: v for _, f in parts for k, v in f.items()}
-        vectors = encoder.combine([v for v, _ in parts])
+    parts = getattr(encoder, "parts", None)
+    if parts and any(p.image_base is not None or getattr(p, "parts", None) for p in parts):
+        split = [_embed_images(p, catalog, cache_dir, chunk_size, progress) for p in parts]  # nested: part by part
+        failed = {k: v for _, f in split for k, v in f.items()}
+        vectors = encoder.combine([v for v, _ in split])
         vectors[list(failed)] = 0
         return vectors, failed
     if isinstance(catalog, Catalog):
@@ -110,56 +114,79 @@ def _embed_images(encoder: Encoder, catalog: Catalog | Sequence[str], cache_dir:
         paths = [str(p) for p in catalog]
         ids = paths
     keys = [f"{i}:{file_hash(p) if os.path.exists(p) else 'missing'}" for i, p in zip(ids, paths)]
+    # a fusion of plain encoders: each part cached under its own fingerprint, each photo decoded once for all
+    towers = list(parts) if parts else [encoder]
     # photos per encoder call: up to GROUP, but ~10 calls for a small catalog, so progress moves
     group = min(GROUP, max(MIN_GROUP, -(-len(keys) // 10)))
 
-    def encode(pos: list[int], advance: Callable[[int], None]) -> tuple[np.ndarray, dict[int, str]]:
-        out = np.zeros((len(pos), encoder.dim), dtype=np.float32)
+    def load(job: tuple[str, list[bool]]) -> list[Any]:
+        """One decode, then each tower that needs this photo fits it to its own input."""
+        img = open_image(job[0])
+        return [t.prepare_image(img) if need else None for t, need in zip(towers, job[1])]
+
+    def encode(pos: list[int], need: np.ndarray, advance: Callable[[int], None]) -> tuple[list[np.ndarray], dict[int, str]]:
+        outs = [np.zeros((len(pos), t.dim), dtype=np.float32) for t in towers]
         failed: dict[int, str] = {}
-        # decoded by a thread pool a group ahead of the encoder (fashionlens.embed.decode)
-        for ok, imgs, errors in decoded_groups([paths[j] for j in pos], encoder.load_image, group):
+        jobs = [(paths[j], need[:, r].tolist()) for r, j in enumerate(pos)]
+        # decoded by a thread pool a group ahead of the encoders (fashionlens.embed.decode)
+        for ok, imgs, errors in decoded_groups(jobs, load, group):
             for r, e in errors.items():
                 j = pos[r]
                 failed[j] = str(e).split(": ", 1)[-1]  # the reason, without the path
                 warnings.warn(f"item {ids[j]}: {e} — skipped (not embedded)", stacklevel=2)
             advance(len(errors))
-            if imgs:  # one call per group: an int8 encoder calibrates on its first group
-                out[ok] = encoder.encode_images(imgs)
-                advance(len(imgs))
-        return out, failed
+            for t, (tower, out) in enumerate(zip(towers, outs)):
+                rows = [(r, im[t]) for r, im in zip(ok, imgs) if im[t] is not None]
+                if rows:  # one call per group: an int8 encoder calibrates on its first group
+                    out[[r for r, _ in rows]] = tower.encode_images([im for _, im in rows])
+            advance(len(imgs))
+        return outs, failed
 
-    return _run(encoder, "image", keys, encode, cache_dir, chunk_size, progress)
+    outs, failed = _run(towers, "image", keys, encode, cache_dir, chunk_size, progress, encoder.name)
+    if not parts:
+        return outs[0], failed
+    vectors = encoder.combine(outs)
+    vectors[list(failed)] = 0
+    return vectors, failed
 
 
-def _run(encoder: Encoder, modality: str, keys: list[str], encode: EncodeFn, cache_dir: str | Path | None,
-         chunk_size: int, progress: bool) -> tuple[np.ndarray, dict[int, str]]:
-    if modality not in encoder.modalities:
-        raise InvalidInputError(f"encoder '{encoder.name}' has no {modality} tower (it encodes: {', '.join(encoder.modalities)})")
-    out = np.zeros((len(keys), encoder.dim), dtype=np.float32)
-    store = EmbeddingStore(cache_dir, encoder.fingerprint(), modality) if cache_dir is not None else None
-    if store is not None:
-        cached = [j for j, k in enumerate(keys) if k in store]
-        if cached:
-            out[cached] = store.get([keys[j] for j in cached])
+def _run(encoders: list[Encoder], modality: str, keys: list[str], encode: EncodeFn, cache_dir: str | Path | None,
+         chunk_size: int, progress: bool, name: str) -> tuple[list[np.ndarray], dict[int, str]]:
+    """Each encoder's vectors of `keys`: cached ones read, the rest computed by `encode` (a row
+    missing from any encoder's cache is computed once for all the encoders that miss it)."""
+    for e in encoders:
+        if modality not in e.modalities:
+            raise InvalidInputError(f"encoder '{e.name}' has no {modality} tower (it encodes: {', '.join(e.modalities)})")
+    outs = [np.zeros((len(keys), e.dim), dtype=np.float32) for e in encoders]
+    stores = [EmbeddingStore(cache_dir, e.fingerprint(), modality) if cache_dir is not None else None for e in encoders]
+    for out, store in zip(outs, stores):
+        if store is not None:
+            cached = [j for j, k in enumerate(keys) if k in store]
+            if cached:
+                out[cached] = store.get([keys[j] for j in cached])
     # to embed: rows not cached, and zero rows (older versions cached a failed photo as one)
+    missing = np.stack([~out.any(axis=1) for out in outs])  # (encoders, rows)
     first: dict[str, int] = {}
-    todo = [j for j in np.flatnonzero(~out.any(axis=1)).tolist() if first.setdefault(keys[j], j) == j]
+    todo = [j for j in np.flatnonzero(missing.any(axis=0)).tolist() if first.setdefault(keys[j], j) == j]
     failed: dict[int, str] = {}
-    shown = counter(f"embedding {len(todo)} {modality}s ({encoder.name})", len(todo)) if progress and todo else None
+    shown = counter(f"embedding {len(todo)} {modality}s ({name})", len(todo)) if progress and todo else None
     with shown or nullcontext(lambda n: None) as advance:
         for c in (todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)):
-            vec, bad = encode(c, advance)
-            out[c] = vec
+            need = missing[:, c]
+            vecs, bad = encode(c, need, advance)
             failed |= bad
-            if store is not None:  # failures are never cached: the next run reports them again
-                done = [r for r, j in enumerate(c) if j not in bad]
-                store.put([keys[c[r]] for r in done], vec[done])
+            for out, store, vec, rows in zip(outs, stores, vecs, need):
+                done = [r for r in np.flatnonzero(rows).tolist() if c[r] not in bad]
+                out[[c[r] for r in done]] = vec[done]
+                if store is not None:  # failures are never cached: the next run reports them again
+                    store.put([keys[c[r]] for r in done], vec[done])
     for j, k in enumerate(keys):  # repeated keys (same text, same photo twice) were embedded once
         if first.get(k, j) != j:
-            out[j] = out[first[k]]
+            for out in outs:
+                out[j] = out[first[k]]
             if first[k] in failed:
                 failed[j] = failed[first[k]]
-    return out, failed
+    return outs, failed
 
 
 def _in_batches(fn: Callable[[list], np.ndarray], items: list, batch_size: int | None,

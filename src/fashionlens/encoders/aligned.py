@@ -235,6 +235,9 @@ class LazyTower(Encoder):
     def load_image(self, src: Any) -> Any:
         return self.real.load_image(src)
 
+    def prepare_image(self, img: Any) -> Any:
+        return self.real.prepare_image(img)
+
     def for_serving(self) -> Encoder:
         return self.real.for_serving()
 

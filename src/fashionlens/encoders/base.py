@@ -24,9 +24,20 @@ class Preprocess:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     fill: int = 255  # catalog photos sit on white
+    # input width when it differs from `size` (the height): e.g. 120 x 160 for 3:4 photos, no white
+    # side bands to convolve. None = square; left out of `to_dict`, so square fingerprints never change
+    width: int | None = None
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(height, width) of the input."""
+        return self.size, self.width or self.size
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["width"] is None:
+            del d["width"]
+        return d
 
 
 @dataclass
@@ -108,7 +119,12 @@ class Encoder:
         the per-photo work stays off the encoder's loop; raises `ImageError` for a bad photo."""
         from fashionlens.catalog.images import open_image
 
-        return open_image(src)
+        return self.prepare_image(open_image(src))
+
+    def prepare_image(self, img: Any) -> Any:
+        """A decoded RGB photo as `encode_images` takes it (default: as is; encoders with a fixed
+        input size fit it here). Fused towers share one decode this way, each fitting its own copy."""
+        return img
 
     def project_images(self, features: np.ndarray) -> np.ndarray:
         """Map `image_base` features into this encoder's space (only for encoders with a base)."""

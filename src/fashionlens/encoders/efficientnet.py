@@ -94,12 +94,11 @@ class EfficientNetLiteEncoder(Encoder):
     def fingerprint(self) -> str:
         return super().fingerprint() + ("|int8" if self.runtime == "onnx-int8" else "")
 
-    def load_image(self, src: Any) -> Any:
-        """Decoded and fitted to the input size (runs in the decode threads, see fashionlens.embed)."""
-        from fashionlens.catalog.images import open_image
+    def prepare_image(self, img: Any) -> Any:
+        """Fitted to the input size (runs in the decode threads, see fashionlens.embed)."""
         from fashionlens.encoders.pixels import fit_image
 
-        return fit_image(open_image(src), self.preprocess)
+        return fit_image(img, self.preprocess)
 
     def encode_images(self, images: Sequence[Any], batch_size: int | None = None) -> np.ndarray:
         images = list(images)
@@ -200,12 +199,15 @@ def _load_state_dict(path: str | Path) -> dict[str, Any]:
 
 
 def build_lite(name: str, weights: str | Path | None = None, size: int | None = None,
-               device: str = "auto", batch_size: int = 16, runtime: str = "auto") -> EfficientNetLiteEncoder:
+               device: str = "auto", batch_size: int = 16, runtime: str = "auto",
+               width: int | None = None) -> EfficientNetLiteEncoder:
     """Build the network in code, then load weights (Lite0: from the offline package by default).
     From a weights file the network is built on first use: with a cached ONNX export, embedding
-    never imports torch or timm."""
+    never imports torch or timm. `size` is the input height, `width` its width when not square
+    (e.g. size=160, width=120 for the 3:4 catalog photos; its own fingerprint)."""
     arch = _HUB[name]
-    pp = Preprocess(**{**LITE_PREPROCESS.to_dict(), **({"size": size} if size else {})})
+    pp = Preprocess(**{**LITE_PREPROCESS.to_dict(), **({"size": size} if size else {}),
+                       **({"width": width} if width and width != (size or LITE_PREPROCESS.size) else {})})
     if weights is None and name != "efficientnet-lite0":
         import timm
 
@@ -258,6 +260,7 @@ INT8_CARD = ModelCard(
 
 
 @register("efficientnet-lite0.int8", INT8_CARD)
-def lite0_int8(weights: str | Path | None = None, size: int | None = None, batch_size: int = 16) -> EfficientNetLiteEncoder:
+def lite0_int8(weights: str | Path | None = None, size: int | None = None, batch_size: int = 16,
+               width: int | None = None) -> EfficientNetLiteEncoder:
     """Lite0 quantized to int8 for CPUs (same as `create("efficientnet-lite0", runtime="onnx-int8")`)."""
-    return build_lite("efficientnet-lite0", weights, size, "cpu", batch_size, runtime="onnx-int8")
+    return build_lite("efficientnet-lite0", weights, size, "cpu", batch_size, runtime="onnx-int8", width=width)

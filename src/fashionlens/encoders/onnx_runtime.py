@@ -142,9 +142,9 @@ def export(module: Any, sample: tuple[Any, ...], path: Path, input_names: Sequen
 
 
 # ---- the image tower ----------------------------------------------------------------------------
-def static_padding(model: Any, size: int) -> Any:
+def static_padding(model: Any, hw: int | tuple[int, int]) -> Any:
     """A copy of `model` whose TF-style "same" convolutions (timm `Conv2dSame`, as in the Lite
-    family) pad by constants computed for `size` px inputs. The dynamic version puts shape
+    family) pad by constants computed for `hw` px inputs (square, or (height, width)). The dynamic version puts shape
     arithmetic in the graph, which blocks constant folding and int8 quantization; zeros are padded
     either way, so the features are the same."""
     import copy
@@ -159,7 +159,7 @@ def static_padding(model: Any, size: int) -> Any:
     hooks = [m.register_forward_pre_hook(lambda _m, a, n=n: sizes.__setitem__(n, tuple(a[0].shape[-2:])))
              for n, m in model.named_modules() if isinstance(m, Conv2dSame)]
     with torch.inference_mode():
-        model(torch.zeros(1, 3, size, size))
+        model(torch.zeros(1, 3, *((hw, hw) if isinstance(hw, int) else hw)))
     for h in hooks:
         h.remove()
 
@@ -185,7 +185,7 @@ def _pixel_graph(model: Any, pp: Preprocess) -> Any:
     decoding produced: no float conversion or copy in Python per batch."""
     import torch
 
-    inner = static_padding(model, pp.size)
+    inner = static_padding(model, pp.hw)
 
     class Pixels(torch.nn.Module):
         def __init__(self) -> None:
@@ -212,7 +212,7 @@ def image_session(name: str, weights: str, model: Callable[[], Any], pp: Preproc
     key = {"kind": "image", "name": name, "weights": weights, "preprocess": pp.to_dict()}
 
     def build_fp32(path: Path) -> None:
-        sample = np.full((2, pp.size, pp.size, 3), pp.fill, dtype=np.uint8)
+        sample = np.full((2, *pp.hw, 3), pp.fill, dtype=np.uint8)
         import torch
 
         export(_pixel_graph(model(), pp), (torch.from_numpy(sample),), path, ["pixels"], ["features"],

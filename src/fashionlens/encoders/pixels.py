@@ -18,29 +18,28 @@ from fashionlens.encoders.base import Preprocess
 
 
 def fit_image(img: Image.Image, pp: Preprocess) -> Image.Image:
-    """`img` at the encoder's input size: letterboxed ("pad") or centre-cropped ("crop").
+    """`img` at the encoder's input size (`pp.hw`): letterboxed ("pad") or centre-cropped ("crop").
     An image already at that size is returned as is (both modes leave it unchanged)."""
-    s = pp.size
-    if img.size == (s, s):
+    th, tw = pp.hw
+    if img.size == (tw, th):
         return img
-    if pp.resize == "crop":
-        w, h = img.size
-        scale = s / min(w, h)
-        img = img.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.BICUBIC)
-        w, h = img.size
-        left, top = (w - s) // 2, (h - s) // 2
-        return img.crop((left, top, left + s, top + s))
-    # letterbox: the whole garment stays in view, padded with the catalog's white background
     w, h = img.size
-    scale = s / max(w, h)
+    if pp.resize == "crop":
+        scale = max(tw / w, th / h)
+        img = img.resize((max(tw, round(w * scale)), max(th, round(h * scale))), Image.BICUBIC)
+        w, h = img.size
+        left, top = (w - tw) // 2, (h - th) // 2
+        return img.crop((left, top, left + tw, top + th))
+    # letterbox: the whole garment stays in view, padded with the catalog's white background
+    scale = min(tw / w, th / h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    canvas = Image.new("RGB", (s, s), (pp.fill,) * 3)
-    canvas.paste(img.resize((nw, nh), Image.BICUBIC), ((s - nw) // 2, (s - nh) // 2))
+    canvas = Image.new("RGB", (tw, th), (pp.fill,) * 3)
+    canvas.paste(img.resize((nw, nh), Image.BICUBIC), ((tw - nw) // 2, (th - nh) // 2))
     return canvas
 
 
 def pixel_array(images: Sequence[Any], pp: Preprocess) -> np.ndarray:
-    """PIL images or paths -> (n, size, size, 3) uint8, fitted to the encoder's input size."""
+    """PIL images or paths -> (n, height, width, 3) uint8, fitted to the encoder's input size."""
     return np.stack([np.asarray(fit_image(open_image(im) if not isinstance(im, Image.Image) else im.convert("RGB"), pp))
                      for im in images])
 
