@@ -104,13 +104,13 @@ def test_a_crashed_finetune_resumes_after_its_last_epoch(toy, tmp_path, one_torc
     import fashionlens.categorize.categorizer as categorize
 
     ckpt = tmp_path / "ckpt"
-    real = categorize._JsonLines
-    categorize._JsonLines = lambda path: crash_after(2)
+    real = categorize.JsonLines
+    categorize.JsonLines = lambda path: crash_after(2)
     try:
         with pytest.raises(_Crash):
             Categorizer(cfg, encoder=create("efficientnet-lite0", size=64)).fit(train, checkpoint=ckpt)
     finally:
-        categorize._JsonLines = real
+        categorize.JsonLines = real
     # the crash hit inside epoch 2's logging: epoch 1 (index 0) is the last one saved, no pickle anywhere
     assert json.loads((ckpt / "checkpoints" / "last" / "state.json").read_text())["epoch"] == 0
     assert not list(ckpt.rglob("*.pt")) and list(ckpt.rglob("*.safetensors"))

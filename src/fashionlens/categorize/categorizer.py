@@ -22,6 +22,7 @@ from fashionlens.categorize.data import (
     KAGGLE_LEVELS,
     OTHER,
     AugmentedEncoder,
+    JsonLines,
     LabelHierarchy,
     cap_per_class,
     class_weights,
@@ -223,7 +224,7 @@ class Categorizer:
         weights = (class_weights(yi_tr, len(self.classes_), cfg.class_weight_power)
                    if cfg.balance == "weights" else None)
         self.history_: list[dict[str, Any]] = []
-        log = _JsonLines(log_path)
+        log = JsonLines(log_path)
         va_views: list[np.ndarray] = []
         if cfg.method == "zeroshot":
             self.head_ = ZeroShotHead.build(self.encoder, list(self.classes_), cfg.templates, names=self._prompt_names())
@@ -490,18 +491,3 @@ def _open_all(images: list[Any]) -> list[Any]:
     from fashionlens.catalog.images import open_image
 
     return [im if hasattr(im, "convert") else open_image(im) for im in images]
-
-
-class _JsonLines:
-    """Appends one JSON object per line as training goes (nothing written without a path)."""
-
-    def __init__(self, path: str | Path | None):
-        self.path = Path(path) if path else None
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("")
-
-    def __call__(self, row: dict[str, Any]) -> None:
-        if self.path:
-            with self.path.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,3 +185,18 @@ class AugmentedEncoder(Encoder):
 
     def _encode_texts(self, texts: list[str]) -> np.ndarray:
         return self.inner.encode_texts(texts)
+
+
+class JsonLines:
+    """Appends one JSON object per line as training goes (nothing written without a path)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        if self.path:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
