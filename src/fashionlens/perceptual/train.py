@@ -74,7 +74,9 @@ class PerceptualConfig(Config):
     # cached views per image (view 0 = as is, the others photometric jitter); lora augments on the fly.
     # 1 (no jitter): the jitter cost relit 2AFC on held-out references (docs/bench/perceptual.md)
     n_views: int = 1
-    aug_strength: float = 2.0  # photometric jitter strength of views 1.. (n_views > 1) and of LoRA's photos
+    aug_strength: float = 2.0  # jitter strength of views 1.. (n_views > 1) and of LoRA's photos
+    # family of views 1..: "photometric" or "colour_jitter" (never "relight": that is the test proxy)
+    aug_family: str = "photometric"
     eval_lighting: float = 2.0  # strength of the synthetic relighting proxy (lighting.relight) at test (0 = skip)
     # what the bases see, side by side: the photo and lighting-invariant versions (lighting.INVARIANT_INPUTS);
     # photo + grey world, pooled over all 8 flips / turns, cut the relighting gap 5x (docs/bench/perceptual.md)
