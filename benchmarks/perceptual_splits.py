@@ -38,10 +38,10 @@ IDEAS = {
     "untuned": {**PLAIN, "untuned": True},
     "previous-default": {**PLAIN, "n_views": 4, "aug_family": "photometric", "aug_strength": 2.0},
     "plain-mlp": PLAIN,
-    "default": {},
+    "default": {"n_views": 1},  # the default before colour_jitter views (rgb + grey world, pooled)
     # training-time lighting jitter from other families than the test proxy (lighting.colour_jitter)
     "colour-jitter-s1": {"n_views": 4, "aug_family": "colour_jitter", "aug_strength": 1.0},
-    "colour-jitter-s2": {"n_views": 4, "aug_family": "colour_jitter", "aug_strength": 2.0},
+    "colour-jitter-s2": {"n_views": 4, "aug_family": "colour_jitter", "aug_strength": 2.0},  # the new default
     "rgb-colour-jitter-s1": {**PLAIN, "n_views": 4, "aug_family": "colour_jitter", "aug_strength": 1.0},
     # head capacity / regularisation / loss
     "dropout-0.3": {"dropout": 0.3},
