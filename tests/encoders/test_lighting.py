@@ -113,3 +113,23 @@ def test_grey_world_ignores_colour_temperature_and_exposure_but_keeps_the_patter
     assert np.abs(L.grey_world(_image(7)) - g).max() > 0.05
     # a highlight change is not a per-channel gain: grey world does not undo it
     assert np.abs(L.grey_world(L.highlight_gain(img, 3.0, quantile=0.8)) - g).max() > 0.01
+
+
+def test_colour_jitter_moves_colour_tone_and_local_light_but_keeps_geometry():
+    img = _image(2, 32)
+    img[5, 7] = 0.95  # one bright pixel: where it is must not move (no flips / turns)
+    assert L.colour_jitter(img, np.random.default_rng(0), 0.0) == pytest.approx(img, abs=1e-9)  # s = 0: unchanged
+    a, b = (L.colour_jitter(img, np.random.default_rng(3), 1.0) for _ in range(2))
+    assert a == pytest.approx(b) and a.shape == img.shape and a.min() >= 0.0 and a.max() <= 1.0  # seeded, in range
+    for seed in range(5):
+        out = L.colour_jitter(img, np.random.default_rng(seed), 1.0)
+        assert np.abs(out - img).mean() > 0.01
+        lum = L.srgb_to_linear(out) @ np.array([0.2126, 0.7152, 0.0722])
+        assert np.unravel_index(lum.argmax(), lum.shape) == (5, 7)
+        # not a per-channel gain (what grey world cancels, the proxy's colour temperature and exposure):
+        # the light spot and the tone curve change the image even after grey world
+        warm = L.grey_world(L.colour_temperature(img, 3000))
+        assert np.abs(L.grey_world(out) - L.grey_world(img)).mean() > 5 * np.abs(warm - L.grey_world(img)).mean()
+    # the light spot brightens or darkens one region more than the rest: the change varies across the frame
+    ratio = L.srgb_to_linear(L.colour_jitter(img, np.random.default_rng(1), 2.0)).sum(-1) / L.srgb_to_linear(img).sum(-1)
+    assert ratio.max() / ratio.min() > 1.2

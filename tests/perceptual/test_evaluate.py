@@ -144,3 +144,22 @@ def test_proxy_triplets_follow_the_catalog_labels(myntra_small):
         assert r != close
     assert rule1 > 50 and rule2 > 50
     assert 0.3 < t.p_left.mean() < 0.7  # closer side is randomised
+
+
+def test_split_summary_resamples_reference_images_and_averages_splits():
+    from fashionlens.perceptual.evaluate import summarize, summarize_splits
+
+    # 10 reference images x 100 triplets; each image's triplets all score 1 or all 0: the material,
+    # not the triplet, is the unit that varies, so a triplet bootstrap is far too narrow
+    groups = np.repeat(np.arange(10), 100)
+    scores = (groups % 2 == 0).astype(float)
+    by_ref, by_triplet = summarize(scores, 500, 0, groups=groups), summarize(scores, 500, 0)
+    assert by_ref["2afc"] == by_triplet["2afc"] == pytest.approx(0.5)
+    width = lambda r: r["ci95"][1] - r["ci95"][0]  # noqa: E731
+    assert width(by_ref) > 5 * width(by_triplet) and by_ref["ci95"][0] < 0.5 < by_ref["ci95"][1]
+    # splits count equally, whatever their size; a paired difference of equal scores is exactly 0
+    two = summarize_splits([np.ones(10), np.zeros(1000)], [np.arange(10), np.arange(1000) % 7], 200, 0)
+    assert two["2afc"] == pytest.approx(0.5) and two["per_split"] == [1.0, 0.0] and two["n"] == 1010
+    assert summarize_splits([scores - scores], [groups], 200)["ci95"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="as many groups as scores"):
+        summarize_splits([scores], [groups[:5]])

@@ -283,3 +283,23 @@ def test_view_pooling_makes_features_blind_to_flips_and_grey_world_to_colour_cas
     assert d_gw < 0.1 * d_rgb, (d_gw, d_rgb)  # only 8-bit rounding is left in the grey-world half
     with pytest.raises(ValueError, match="unknown input"):
         PerceptualEncoder([base], None, {"base": "timm", "inputs": ["hsv"]})
+
+
+def test_training_views_come_from_the_chosen_family_and_never_from_the_test_proxy(patch_triplets, tmp_path):
+    from fashionlens.encoders.registry import create
+    from fashionlens.errors import InvalidInputError
+    from fashionlens.perceptual.evaluate import view_features
+    from fashionlens.perceptual.run import train_perceptual
+    from fashionlens.perceptual.train import PerceptualConfig
+
+    base = create("timm", **tiny_vit_kwargs())
+    images = patch_triplets.images[:6]
+    jit = view_features(base, images, 3, 1.0, 0, tmp_path, "colour_jitter")
+    photo = view_features(base, images, 3, 1.0, 0, tmp_path, "photometric")
+    assert jit[:, 0] == pytest.approx(photo[:, 0])  # view 0 is the photo as is in both
+    assert np.abs(jit[:, 1:] - jit[:, :1]).max() > 1e-3 and np.abs(jit[:, 1:] - photo[:, 1:]).max() > 1e-3
+    assert len(list(tmp_path.glob("views-*.npy"))) == 2  # the families do not share a cache entry
+    cfg = PerceptualConfig(out=str(tmp_path / "r"), encoders=["timm"], encoder_kwargs=tiny_vit_kwargs(),
+                           aug_family="relight", n_views=2)
+    with pytest.raises(InvalidInputError, match="aug_family 'relight'"):
+        train_perceptual(cfg, patch_triplets)

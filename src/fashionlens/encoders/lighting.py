@@ -2,7 +2,8 @@
 
 Augmentations that change what relighting changes beyond brightness / contrast / gamma: the
 illuminant's colour temperature (von Kries gains on the Planckian locus), highlight strength, and
-where highlights fall in the frame (the eight flips / quarter turns). Lighting-invariant inputs:
+where highlights fall in the frame (the eight flips / quarter turns); `relight` draws the held-out
+test proxy from them, `colour_jitter` a training augmentation from other families. Lighting-invariant inputs:
 chromaticity (blind to any per-pixel intensity scaling: exposure, shading), grey world (blind to
 any per-channel gain: colour temperature, exposure) and local contrast (blind to exposure and to
 illumination that varies slowly across the image).
@@ -125,6 +126,29 @@ def relight(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0) ->
     out = exposure(out, rng.uniform(-0.75, 0.75) * s)
     out = highlight_gain(out, float(np.exp(rng.uniform(-0.7, 0.7) * s)))
     return dihedral(out, int(rng.integers(8)))
+
+
+def colour_jitter(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """A random lighting change for TRAINING, drawn from other families than the `relight` test
+    proxy so that a score under the proxy is not a score on the training distribution: a random 3x3
+    colour matrix in linear light (independent per-channel gains x e^(+-0.25 s), off the Planckian
+    locus, plus cross-talk +-0.04 s; a grey keeps its luminance), a random monotone tone curve (power
+    e^(+-0.3 s) blended with an S / inverse-S curve) and a soft light spot (a Gaussian of 15-45% of
+    the side at a random place, x(1 + a), a in [-0.4, 0.8] s) instead of the proxy's brightening of
+    the top 10% of luminance. No flips: the encoder pools over those."""
+    s = float(strength)
+    h, w = img.shape[:2]
+    lin = srgb_to_linear(img)
+    m = np.diag(np.exp(rng.uniform(-0.25, 0.25, 3) * s)) + rng.uniform(-0.04, 0.04, (3, 3)) * s * (1 - np.eye(3))
+    m = m / (_LUMA @ m @ np.ones(3))  # grey (1, 1, 1) keeps luminance 1
+    lin = lin @ m.T
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    cy, cx, sigma = rng.uniform(0, h / max(h, w)), rng.uniform(0, w / max(h, w)), rng.uniform(0.15, 0.45)
+    spot = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+    lin = lin * (1.0 + rng.uniform(-0.4, 0.8) * s * spot)[..., None]
+    x = np.clip(linear_to_srgb(lin), 0.0, 1.0) ** float(np.exp(rng.uniform(-0.3, 0.3) * s))
+    blend = rng.uniform(-0.4, 0.4) * min(s, 1.0)  # |blend| <= 0.4 keeps the curve increasing
+    return np.clip((1 - blend) * x + blend * x * x * (3 - 2 * x), 0.0, 1.0)
 
 
 def to_float(img: Any) -> np.ndarray:

@@ -26,8 +26,8 @@ from fashionlens.perceptual.data import (
 
 __all__ = [
     "Triplets", "cosine_distances", "evaluate_encoder", "human_ceiling", "load_triplets",
-    "mine_proxy_triplets", "photometric", "save_triplets", "split_by_reference", "summarize", "two_afc",
-    "two_afc_scores", "view_features",
+    "mine_proxy_triplets", "photometric", "save_triplets", "split_by_reference", "summarize", "summarize_splits",
+    "two_afc", "two_afc_scores", "view_features",
 ]
 
 
@@ -43,13 +43,41 @@ def two_afc(d_left: np.ndarray, d_right: np.ndarray, p_left: np.ndarray, n_boot:
     return summarize(two_afc_scores(d_left, d_right, p_left), n_boot, seed)
 
 
-def summarize(scores: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Mean of per-triplet 2AFC credits (or of paired differences) with a 95% bootstrap CI."""
+def summarize(scores: np.ndarray, n_boot: int = 1000, seed: int = 0, groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Mean of per-triplet 2AFC credits (or of paired differences) with a 95% bootstrap CI; with
+    `groups` (e.g. each triplet's reference image) the bootstrap resamples groups, not triplets."""
+    if groups is not None:
+        return summarize_splits([scores], [groups], n_boot, seed)
     s = np.asarray(scores, dtype=np.float64)
     if not len(s):
         raise InvalidInputError("no triplets to score")
     lo, hi = bootstrap_ci(s, n_boot, seed) if n_boot and len(s) > 1 else (float(s.mean()), float(s.mean()))
     return {"2afc": float(s.mean()), "ci95": [float(lo), float(hi)], "n": int(len(s))}
+
+
+def summarize_splits(scores: Sequence[np.ndarray], groups: Sequence[np.ndarray], n_boot: int = 1000,
+                     seed: int = 0) -> dict[str, Any]:
+    """Mean over splits of each split's mean score, with a 95% percentile CI from a cluster
+    bootstrap: every resample redraws each split's groups (held-out reference images) with
+    replacement, keeping all triplets of a drawn group, so the CI carries which materials happen
+    to be held out, not only which triplets. Paired model differences: pass per-triplet differences."""
+    if len(scores) != len(groups) or not len(scores):
+        raise InvalidInputError(f"need one group array per split (got {len(scores)} score and {len(groups)} group arrays)")
+    rng = np.random.default_rng(seed)
+    means, boots, n = [], np.zeros(max(int(n_boot), 1)), 0
+    for s, g in zip(scores, groups, strict=True):
+        s = np.asarray(s, dtype=np.float64)
+        if not len(s) or len(s) != len(g):
+            raise InvalidInputError(f"each split needs as many groups as scores (>0), got {len(s)} and {len(g)}")
+        _, inv = np.unique(np.asarray(g), return_inverse=True)
+        sums, counts = np.bincount(inv, s), np.bincount(inv).astype(np.float64)
+        draws = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=len(boots))
+        means.append(float(s.mean()))
+        boots += (draws @ sums) / (draws @ counts) / len(scores)
+        n += len(s)
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if n_boot else (np.mean(means), np.mean(means))
+    return {"2afc": float(np.mean(means)), "ci95": [float(lo), float(hi)], "n": n,
+            "per_split": [round(m, 4) for m in means]}
 
 
 def human_ceiling(p_left: np.ndarray) -> float:
@@ -72,14 +100,22 @@ def _relit(img: Any, rng: np.random.Generator, strength: float) -> Any:
     return to_pil(relight(to_float(img), rng, strength))
 
 
-VIEW_FAMILIES = {"photometric": photometric, "relight": _relit}
+def _colour_jitter(img: Any, rng: np.random.Generator, strength: float) -> Any:
+    from fashionlens.encoders.lighting import colour_jitter, to_float, to_pil
+
+    return to_pil(colour_jitter(to_float(img), rng, strength))
+
+
+# training views: "photometric", "colour_jitter"; "relight" is the held-out test proxy
+VIEW_FAMILIES = {"photometric": photometric, "colour_jitter": _colour_jitter, "relight": _relit}
 
 
 def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, strength: float = 1.0,
                   seed: int = 0, cache_dir: str | Path | None = None, family: str = "photometric") -> np.ndarray:
     """(n_images, n_views, dim) features; view 0 is the photo as is, the others random variants of
-    `family`: "photometric" (brightness / contrast / gamma / hue, the training jitter) or "relight"
-    (colour temperature, exposure, highlight gain, flip / turn: the held-out relighting proxy).
+    `family`: "photometric" (brightness / contrast / gamma / hue), "colour_jitter" (colour matrix, tone
+    curve, light spot: `lighting.colour_jitter`), both training jitter, or "relight" (colour
+    temperature, exposure, highlight gain, flip / turn: the held-out relighting proxy).
 
     Several encoders (an ensemble) give their unit-norm features side by side. With `cache_dir`
     the table is stored as .npy keyed by the encoders' fingerprints, the paths and the view settings.

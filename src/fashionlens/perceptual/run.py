@@ -43,18 +43,19 @@ def split_triplets(triplets: Triplets, cfg: PerceptualConfig) -> tuple[Triplets,
 
 
 def _scores(encoder: Any, test: Triplets, cfg: PerceptualConfig) -> dict[str, Any]:
-    """2AFC as rendered and, with `eval_lighting`, under the relighting proxy, plus the paired gap."""
+    """2AFC as rendered and, with `eval_lighting`, under the relighting proxy, plus the paired gap;
+    the CIs resample held-out reference images (all their triplets together), not single triplets."""
     images, idx = test.images, test.index()
     clean = view_features(encoder, images, 1, cache_dir=cfg.cache_dir)[:, 0]
     s_clean = two_afc_scores(*cosine_distances(clean, idx), test.p_left)
     ceiling = human_ceiling(test.p_left)
-    out = {"clean": {**summarize(s_clean, seed=cfg.seed), "human_ceiling": ceiling, "source": test.source}}
+    out = {"clean": {**summarize(s_clean, seed=cfg.seed, groups=test.ref), "human_ceiling": ceiling, "source": test.source}}
     if cfg.eval_lighting > 0:
         lit = view_features(encoder, images, 2, cfg.eval_lighting, cfg.seed + 7, cfg.cache_dir, "relight")[:, 1]
         s_lit = two_afc_scores(*cosine_distances(lit, idx), test.p_left)
-        out["lighting"] = {**summarize(s_lit, seed=cfg.seed), "human_ceiling": ceiling, "source": test.source,
+        out["lighting"] = {**summarize(s_lit, seed=cfg.seed, groups=test.ref), "human_ceiling": ceiling, "source": test.source,
                            "relighting": f"synthetic proxy: lighting.relight, strength {cfg.eval_lighting:g}"}
-        out["gap"] = summarize(s_clean - s_lit, seed=cfg.seed)  # paired over the same triplets
+        out["gap"] = summarize(s_clean - s_lit, seed=cfg.seed, groups=test.ref)  # paired over the same triplets
     return out
 
 
@@ -78,7 +79,7 @@ def _head_encoder(bases: list[Any], images: list[str], train: Triplets, val: Tri
     from fashionlens.encoders.perceptual import PerceptualEncoder
 
     feats = view_features(_HeadInput(PerceptualEncoder(bases, None, _encoder_config(cfg, "human"))), images,
-                          cfg.n_views, cfg.aug_strength, cfg.seed, cfg.cache_dir)
+                          cfg.n_views, cfg.aug_strength, cfg.seed, cfg.cache_dir, cfg.aug_family)
     return fit_head(feats, train.index(images), train.p_left, val.index(images), val.p_left, cfg, progress)
 
 
@@ -108,6 +109,8 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
 
     if cfg.mode not in ("mlp", "lora"):
         raise InvalidInputError(f"unknown mode '{cfg.mode}' (use 'mlp' or 'lora')")
+    if cfg.aug_family not in ("photometric", "colour_jitter"):  # "relight" would train on the test proxy
+        raise InvalidInputError(f"unknown aug_family '{cfg.aug_family}' (use 'photometric' or 'colour_jitter')")
     if cfg.mode == "lora" and len(cfg.encoders) != 1:
         raise InvalidInputError("LoRA trains one backbone; give exactly one encoder (ensembles: mode 'mlp')")
     if cfg.mode == "lora":  # the adapters learn from the photos themselves: no extra inputs, no pooling
