@@ -303,3 +303,17 @@ def test_training_views_come_from_the_chosen_family_and_never_from_the_test_prox
                            aug_family="relight", n_views=2)
     with pytest.raises(InvalidInputError, match="aug_family 'relight'"):
         train_perceptual(cfg, patch_triplets)
+
+
+def test_the_view_feature_pass_reports_progress_off_a_terminal(patch_triplets, capsys, monkeypatch):
+    from fashionlens.encoders.registry import create
+    from fashionlens.perceptual.evaluate import view_features
+
+    monkeypatch.delenv("FASHIONLENS_PROGRESS", raising=False)
+    base = create("timm", **tiny_vit_kwargs())
+    images = patch_triplets.images[:4]
+    view_features(base, images, 2, progress=True)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("embedding 4 images x 2 views")]
+    assert lines and "8/8 (100%)" in lines[-1]
+    view_features(base, images, 2)  # progress off by default: nothing printed
+    assert "views" not in capsys.readouterr().err

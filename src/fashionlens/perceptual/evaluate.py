@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,8 @@ VIEW_FAMILIES = {"photometric": photometric, "colour_jitter": _colour_jitter, "r
 
 
 def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, strength: float = 1.0,
-                  seed: int = 0, cache_dir: str | Path | None = None, family: str = "photometric") -> np.ndarray:
+                  seed: int = 0, cache_dir: str | Path | None = None, family: str = "photometric",
+                  progress: bool = False) -> np.ndarray:
     """(n_images, n_views, dim) features; view 0 is the photo as is, the others random variants of
     `family`: "photometric" (brightness / contrast / gamma / hue), "colour_jitter" (colour matrix, tone
     curve, light spot: `lighting.colour_jitter`), both training jitter, or "relight" (colour
@@ -119,8 +121,10 @@ def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, streng
 
     Several encoders (an ensemble) give their unit-norm features side by side. With `cache_dir`
     the table is stored as .npy keyed by the encoders' fingerprints, the paths and the view settings.
+    `progress`: lines/bar on stderr (a pass of several views over every image takes minutes on a CPU).
     """
     from fashionlens.catalog.images import open_image
+    from fashionlens.progress import counter
 
     if family not in VIEW_FAMILIES:
         raise InvalidInputError(f"unknown view family '{family}' (use {' or '.join(VIEW_FAMILIES)})")
@@ -135,11 +139,15 @@ def view_features(encoders: Any, images: Sequence[str], n_views: int = 1, streng
     rng = np.random.default_rng(seed)
     out = np.zeros((len(images), n_views, sum(e.dim for e in encs)), dtype=np.float32)
     chunk = 64
-    for start in range(0, len(images), chunk):
-        photos = [open_image(p) for p in images[start : start + chunk]]
-        for v in range(n_views):
-            views = photos if v == 0 else [change(im, rng, strength) for im in photos]
-            out[start : start + len(photos), v] = np.concatenate([e.encode_images(views) for e in encs], axis=1)
+    shown = counter(f"embedding {len(images)} images x {n_views} views", len(images) * n_views) if progress \
+        else nullcontext(lambda n=1: None)
+    with shown as advance:
+        for start in range(0, len(images), chunk):
+            photos = [open_image(p) for p in images[start : start + chunk]]
+            for v in range(n_views):
+                views = photos if v == 0 else [change(im, rng, strength) for im in photos]
+                out[start : start + len(photos), v] = np.concatenate([e.encode_images(views) for e in encs], axis=1)
+                advance(len(photos))
     if cache is not None:
         from fashionlens.utils import atomic_write
 

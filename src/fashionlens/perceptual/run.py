@@ -79,7 +79,7 @@ def _head_encoder(bases: list[Any], images: list[str], train: Triplets, val: Tri
     from fashionlens.encoders.perceptual import PerceptualEncoder
 
     feats = view_features(_HeadInput(PerceptualEncoder(bases, None, _encoder_config(cfg, "human"))), images,
-                          cfg.n_views, cfg.aug_strength, cfg.seed, cfg.cache_dir, cfg.aug_family)
+                          cfg.n_views, cfg.aug_strength, cfg.seed, cfg.cache_dir, cfg.aug_family, progress)
     return fit_head(feats, train.index(images), train.p_left, val.index(images), val.p_left, cfg, progress)
 
 
