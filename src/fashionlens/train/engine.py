@@ -294,4 +294,6 @@ def minimize_full_batch(params: list[nn.Parameter], loss_fn: Callable[[], torch.
         loss.backward()
         return loss
 
-    return float(opt.step(closure))
+    opt.step(closure)  # returns the FIRST closure's loss (with its graph), not the final one
+    with torch.no_grad():
+        return float(loss_fn())
