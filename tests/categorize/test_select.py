@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_ensemble_candidate_reuses_the_fitted_members_and_reloads_identically(to
 
     train, test = toy.split(0.3, seed=0, stratify="articleType")
     cfg = CategorizeConfig(label="articleType", val_size=0.3, candidates=("probe", "head", "ensemble"),
-                           head={"hidden": 32, "epochs": 10, "lr": 0.02})
+                           head={"hidden": 32, "epochs": 10, "lr": 0.02}, refit=False)  # candidate fits only
     fits: list[str] = []
     real_fit = Categorizer.fit
     monkeypatch.setattr(Categorizer, "fit", lambda self, *a, **k: fits.append(self.config.method) or real_fit(self, *a, **k))
@@ -103,3 +104,44 @@ def test_default_encoder_is_lite0_stages_and_finetuning_trains_lite0_itself():
     assert CategorizeConfig().encoder == "efficientnet-lite0.stages"
     assert CategorizeConfig(method="finetune").encoder == "efficientnet-lite0"  # the stages wrapper has no blocks to tune
     assert CategorizeConfig(method="finetune", encoder="efficientnet-lite1").encoder == "efficientnet-lite1"
+
+
+def test_auto_refits_the_chosen_head_on_train_and_validation_for_its_best_epoch_count(toy, tmp_path, one_torch_thread):
+    train, test = toy.split(0.3, seed=0, stratify="articleType")
+    cfg = CategorizeConfig(label="articleType", val_size=0.3, candidates=("probe", "head"),
+                           head={"hidden": 32, "epochs": 10, "lr": 0.02})
+    clf = Categorizer(cfg, encoder=ColourEncoder()).fit(train)
+    chosen = clf.candidates_[clf.selection_["chosen"]]  # the candidate as validation scored it
+    assert chosen.n_val_ > 0 and clf.n_val_ == 0 and clf.n_train_ == chosen.n_train_ + chosen.n_val_ == len(train)
+    refit = clf.selection_["refit"]
+    assert refit["items"] == len(train) and clf.config.val_size == 0
+    if clf.config.method == "head":  # one-cycle over the epoch count early stopping chose, nothing held out
+        assert refit["settings"]["epochs"] == chosen.head_.best_epoch_ == clf.config.head["epochs"]
+        assert len(clf.head_.history_) == chosen.head_.best_epoch_
+    assert not np.allclose(clf.predict_proba(test), chosen.predict_proba(test), atol=1e-4)  # a new fit
+    assert clf.history_ == chosen.history_  # the validation rows it was chosen on
+    clf.save(tmp_path / "m")
+    again = Categorizer.load(tmp_path / "m", encoder=ColourEncoder())
+    np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), atol=1e-6)
+    assert again.selection_["refit"] == json.loads(json.dumps(refit)) and again.n_train_ == len(train)
+    # refit off: the candidate itself, as validation scored it
+    kept = Categorizer(replace(cfg, refit=False), encoder=ColourEncoder()).fit(train)
+    assert kept.selection_["refit"] is None and kept.head_ is kept.candidates_[kept.selection_["chosen"]].head_
+
+
+def test_refit_ensemble_refits_both_members_and_keeps_the_validation_temperatures(toy, tmp_path, one_torch_thread):
+    from fashionlens.categorize.select import refit
+
+    train, test = toy.split(0.3, seed=0, stratify="articleType")
+    cfg = CategorizeConfig(label="articleType", method="ensemble", val_size=0.3, head={"hidden": 32, "epochs": 6},
+                           tta=False)  # as auto's candidate: the members' own single view
+    ens = Categorizer(cfg, encoder=ColourEncoder()).fit(train)
+    again = refit(ens, train)
+    assert again.head_.temperatures == ens.head_.temperatures
+    assert [m.n_train_ for m in again.members_] == [len(train)] * 2 and again.config.method == "ensemble"
+    assert again.refit_[1]["epochs"] == ens.members_[1].head_.best_epoch_
+    want = again.head_.combine([m.predict_proba(test) for m in again.members_])
+    np.testing.assert_allclose(again.predict_proba(test), want, atol=1e-6)
+    again.save(tmp_path / "e")
+    loaded = Categorizer.load(tmp_path / "e", encoder=ColourEncoder())
+    np.testing.assert_allclose(loaded.predict_proba(test), again.predict_proba(test), atol=1e-6)

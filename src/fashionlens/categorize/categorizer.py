@@ -74,6 +74,9 @@ class CategorizeConfig(Config):
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
+    # method auto: fit the chosen candidate again on train + validation (select.py::refit); the
+    # validation split still chooses it
+    refit: bool = True
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
     val_size: float = 0.1  # share of the fit catalog held out for early stopping / model choice
     seed: int = 0

@@ -8,6 +8,10 @@ validation accuracy and validation macro F1, the one with the best accuracy (the
 goes to the probe). The probe is always a candidate, so the default is never below it on the data
 that picked it. Each candidate is a complete categoriser fitted on the same train/validation split;
 the winner is what gets saved, with its own method, so it loads the same way as if chosen by hand.
+
+Refit (`CategorizeConfig.refit`, on by default): once chosen, the winner is fitted again on every fit
+item (train + validation) with the settings validation picked, the MLP head for its best epoch count
+(`refit`); the candidates' validation scores stay what chose it.
 """
 
 from __future__ import annotations
@@ -104,15 +108,52 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
         scores[name] = {"accuracy": float(best["val_accuracy"]), "macro_f1": float(best["val_macro_f1"]),
                         "fit_seconds": round(sub.fit_seconds_, 1)}
     chosen = choose(scores)
-    win = fitted[chosen]
+    win, refitted = fitted[chosen], None
+    if cfg.refit and chosen in REFITTABLE:
+        win = refit(win, catalog, log_path=None if log_path is None else f"{log_path}.{chosen}.refit")
+        refitted = {"items": win.n_train_, "fit_seconds": round(win.fit_seconds_, 1), "settings": win.refit_}
     for attr in ("config", "head_", "classes_", "merged_", "hierarchy_", "fit_ids_", "history_", "n_train_",
                  "n_val_", "_encoder"):
         setattr(clf, attr, getattr(win, attr))
     clf.selection_ = {"rule": f"best validation accuracy among candidates >= '{BASELINE}' on accuracy and macro F1",
-                      "baseline": BASELINE, "chosen": chosen, "validation": scores}
+                      "baseline": BASELINE, "chosen": chosen, "validation": scores, "refit": refitted}
     clf.candidates_ = fitted
     clf.fit_seconds_ = time.perf_counter() - t0
     return clf
+
+
+REFITTABLE = ("probe", "head", "ensemble")  # the fine-tune is not refitted: one fit costs tens of CPU minutes
+
+
+def refit(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Categorizer:
+    """A fitted probe / head / ensemble fitted again on all of `catalog` (nothing held out), with the
+    settings its validation chose: the MLP head for its best epoch count (one-cycle over that many
+    epochs); an ensemble refits its members and keeps the temperatures calibrated on validation.
+    The refitted categoriser keeps the validation history of `clf` (what it was chosen on)."""
+    from fashionlens.categorize.categorizer import Categorizer
+    from fashionlens.categorize.heads import EnsembleHead
+
+    t0 = time.perf_counter()
+    cfg = clf.config
+    if cfg.method == "ensemble":
+        members = [refit(m, catalog, None if log_path is None else f"{log_path}.{m.config.method}")
+                   for m in clf.members_]
+        again = Categorizer(replace(cfg, val_size=0.0), encoder=clf._encoder, cache_dir=clf.cache_dir,
+                            progress=clf.progress)
+        again.head_ = EnsembleHead([m.head_ for m in members], clf.head_.temperatures)
+        for attr in ("classes_", "merged_", "hierarchy_", "fit_ids_", "n_train_", "n_val_"):
+            setattr(again, attr, getattr(members[0], attr))
+        again.members_, again.refit_ = members, [m.refit_ for m in members]
+    else:
+        over: dict[str, Any] = {"val_size": 0.0}
+        if cfg.method == "head":  # a fixed schedule: the epoch count early stopping picked on validation
+            over["head"] = {**cfg.head, "epochs": int(clf.head_.best_epoch_), "validation_fraction": 0.0}
+        again = Categorizer(replace(cfg, **over), encoder=clf._encoder, cache_dir=clf.cache_dir,
+                            progress=clf.progress).fit(catalog, log_path=log_path)
+        again.refit_ = {"method": cfg.method, **({"epochs": over["head"]["epochs"]} if "head" in over else {})}
+    again.history_ = clf.history_
+    again.fit_seconds_ = time.perf_counter() - t0
+    return again
 
 
 def fit_ensemble(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Categorizer:
@@ -139,6 +180,7 @@ def ensemble_of(clf: Categorizer, members: list[Categorizer]) -> Categorizer:
     first = members[0]
     y_val = first.val_[0]
     clf.head_ = EnsembleHead.calibrated([m.head_ for m in members], [m.val_[1] for m in members], y_val)
+    clf.members_ = members  # what a refit fits again
     for attr in ("classes_", "merged_", "hierarchy_", "fit_ids_", "n_train_", "n_val_"):
         setattr(clf, attr, getattr(first, attr))
     proba = clf.head_.combine([m.val_[1] for m in members])
