@@ -12,7 +12,10 @@ from fashionlens.catalog import load_catalog
 from fashionlens.categorize.categorizer import CategorizeConfig, Categorizer
 from fashionlens.categorize.select import choose
 from fashionlens.errors import InvalidInputError
+from tests.categorize import test_categorizer
 from tests.categorize.test_categorizer import ColourEncoder, make_catalog
+
+sized_encoder = test_categorizer.sized_encoder  # the fixture: `toy-sized` registered for one test
 
 
 def _s(acc: float, f1: float) -> dict[str, float]:
@@ -145,3 +148,41 @@ def test_refit_ensemble_refits_both_members_and_keeps_the_validation_temperature
     again.save(tmp_path / "e")
     loaded = Categorizer.load(tmp_path / "e", encoder=ColourEncoder())
     np.testing.assert_allclose(loaded.predict_proba(test), again.predict_proba(test), atol=1e-6)
+
+
+def test_head_per_input_size_averages_one_head_per_size_and_reloads_identically(toy, tmp_path, sized_encoder,
+                                                                                one_torch_thread):
+    from fashionlens.categorize.heads import EnsembleHead
+    from fashionlens.encoders import create
+
+    train, test = toy.split(0.3, seed=0, stratify="articleType")
+    with pytest.raises(InvalidInputError, match="sizes"):
+        CategorizeConfig(method="head", sizes=(8, 16))  # flip / TTA views on by default: refused
+    cfg = CategorizeConfig(label="articleType", encoder=sized_encoder, method="head", sizes=(8, 16), tta=False,
+                           augment="none", val_size=0.3, head={"hidden": 32, "epochs": 8, "lr": 0.02})
+    clf = Categorizer(cfg).fit(train)
+    assert isinstance(clf.head_, EnsembleHead) and clf.head_.columns == [[0, 22], [22, 44]]
+    assert [e.size for e in clf.sized_encoders()] == [8, 16]
+    own = [m.predict_proba(create(sized_encoder, size=z).encode_images(test.images))
+           for m, z in zip(clf.head_.members, (8, 16))]  # each head on its own size's features
+    np.testing.assert_allclose(clf.predict_proba(test), np.mean(own, 0), atol=1e-5)
+    assert clf.history_[-1]["best"] and "val_accuracy" in clf.history_[-1]
+    clf.save(tmp_path / "m")
+    again = Categorizer.load(tmp_path / "m")  # the sized encoders rebuilt from the saved name
+    np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), atol=1e-6)
+
+
+def test_auto_multisize_candidate_is_fitted_when_the_encoder_takes_a_size_and_refits_per_size(
+        toy, sized_encoder, one_torch_thread):
+    train, _ = toy.split(0.3, seed=0, stratify="articleType")
+    cfg = CategorizeConfig(label="articleType", encoder=sized_encoder, val_size=0.3, candidates=("multisize",),
+                           head={"hidden": 32, "epochs": 6, "patience": 6, "lr": 0.02})
+    clf = Categorizer(cfg).fit(train)
+    ms = clf.candidates_["multisize"]
+    assert set(clf.selection_["validation"]) == {"probe", "multisize"} and ms.config.sizes == (160, 224)
+    assert ms.config.head == {"epochs": 6, "patience": 6, "hidden": 32, "lr": 0.02}  # the user's settings win
+    if clf.selection_["chosen"] == "multisize":  # refitted: each size's head for its own best epoch count
+        assert clf.config.head["epochs"] == [m.best_epoch_ for m in ms.head_.members] and clf.config.val_size == 0
+    # an encoder given in code cannot be rebuilt at other sizes: the candidate is left out
+    given = Categorizer(cfg, encoder=ColourEncoder()).fit(train)
+    assert set(given.selection_["validation"]) == {"probe"}

@@ -64,8 +64,9 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
-    candidates: str = typer.Option("probe,head,ensemble", help="method auto: what it chooses from, comma-separated "
-                                   "(probe, head, ensemble = the two calibrated and averaged, finetune = the last "
+    candidates: str = typer.Option("probe,head,ensemble,multisize", help="method auto: what it chooses from, "
+                                   "comma-separated (probe, head, ensemble = the two calibrated and averaged, "
+                                   "multisize = one head at 160 px and one at 224 px averaged, finetune = the last "
                                    "block on cached activations; slow on a CPU)"),
     refit: bool = typer.Option(True, help="method auto: fit the chosen candidate again on train + validation "
                                "(the head for the epoch count validation chose)"),
