@@ -198,10 +198,6 @@ class MLPHead(_Head):
     """Standardise -> Linear -> GELU -> Dropout -> Linear, trained through the engine with AdamW,
     label smoothing, sample weights, a one-cycle schedule and early stopping on validation macro F1.
 
-    `members` > 1: a bag of that many such MLPs (own initialisation and dropout, each with its own
-    cross-entropy) whose probabilities are averaged; they are trained together, so early stopping
-    watches the bag's validation score.
-
     Validation: `eval_set=(views, y)` when given (views: feature arrays of the same items whose
     probabilities are averaged, e.g. photo + mirror), else a stratified `validation_fraction` of the
     training data, as scikit-learn's `MLPClassifier(early_stopping=True)` does; 0 = none (last epoch kept).
@@ -211,26 +207,16 @@ class MLPHead(_Head):
 
     def __init__(self, hidden: int = 1024, dropout: float = 0.4, epochs: int = 40, lr: float = 1e-3,
                  weight_decay: float = 1e-3, batch_size: int = 256, patience: int = 6,
-                 label_smoothing: float = 0.1, validation_fraction: float = 0.1, seed: int = 0, device: str = "auto",
-                 members: int = 1):
+                 label_smoothing: float = 0.1, validation_fraction: float = 0.1, seed: int = 0, device: str = "auto"):
         self.hidden, self.dropout, self.epochs, self.lr = hidden, dropout, epochs, lr
         self.weight_decay, self.batch_size, self.patience = weight_decay, batch_size, patience
         self.label_smoothing, self.validation_fraction = label_smoothing, validation_fraction
-        self.seed, self.device, self.members = seed, device, members
+        self.seed, self.device = seed, device
 
     def _net(self, d: int, k: int) -> Any:
         from torch import nn
 
-        if self.members < 1:
-            raise ValueError(f"MLPHead needs members >= 1, got {self.members}")
-        if self.members == 1:
-            return nn.Sequential(nn.Linear(d, self.hidden), nn.GELU(), nn.Dropout(self.dropout),
-                                 nn.Linear(self.hidden, k))
-        m, h = self.members, self.hidden
-        # the members' first layers side by side, their second layers as one grouped 1x1 convolution
-        # (block-diagonal: member i reads only its own hidden units); output (n, members, k) logits
-        return nn.Sequential(nn.Linear(d, m * h), nn.GELU(), nn.Dropout(self.dropout), nn.Unflatten(1, (m * h, 1)),
-                             nn.Conv1d(m * h, m * k, 1, groups=m), nn.Unflatten(1, (m, k)), nn.Flatten(2))
+        return nn.Sequential(nn.Linear(d, self.hidden), nn.GELU(), nn.Dropout(self.dropout), nn.Linear(self.hidden, k))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, eval_set: tuple[list[Any], Any] | None = None,
             log: Callable[[dict[str, Any]], None] | None = None, class_names: Sequence[str] | None = None) -> MLPHead:
@@ -272,7 +258,7 @@ class MLPHead(_Head):
         dev = next(self.net_.parameters()).device
         x = torch.from_numpy(x_std).to(dev)
         with torch.inference_mode():
-            out = [_mean_softmax(self.net_(x[i : i + 4096])).cpu().numpy() for i in range(0, len(x), 4096)]
+            out = [torch.softmax(self.net_(x[i : i + 4096]), dim=1).cpu().numpy() for i in range(0, len(x), 4096)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
@@ -286,23 +272,14 @@ class MLPHead(_Head):
         known = set(cls().get_params())  # saves from before may hold fewer (or renamed) settings
         h = cls(**{k: v for k, v in params.items() if k in known})
         h.mean_, h.scale_ = s["mean"], s["scale"]
-        w0 = s["net.0.weight"]
-        h.hidden = w0.shape[0] // h.members
-        k = s["net.3.weight"].shape[0] if h.members == 1 else s["net.4.weight"].shape[0] // h.members
-        h.net_ = h._net(w0.shape[1], k)
+        w0, w1 = s["net.0.weight"], s["net.3.weight"]
+        h.hidden = w0.shape[0]
+        h.net_ = h._net(w0.shape[1], w1.shape[0])
         h.net_.load_state_dict({k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in s.items()
                                 if k.startswith("net.")})
         h.net_.eval()
-        h._restore_classes(s, k, w0.shape[1])
+        h._restore_classes(s, w1.shape[0], w0.shape[1])
         return h
-
-
-def _mean_softmax(logits: Any) -> Any:
-    """Class probabilities from (n, k) logits, or the members' mean from a bag's (n, members, k)."""
-    import torch
-
-    p = torch.softmax(logits, dim=-1)
-    return p.mean(dim=1) if p.ndim == 3 else p
 
 
 def _hold_out(X: np.ndarray, y: np.ndarray, sw: np.ndarray, fraction: float, seed: int) -> tuple[Any, ...]:
@@ -349,13 +326,8 @@ class _FeatureBatches:
         return (perm[i : i + self.head.batch_size] for i in range(0, len(perm), self.head.batch_size))
 
     def loss(self, model: Any, b: Any) -> Any:
-        w, y = self.sw[b].to(self.device), self.y[b].to(self.device)
-        logits = model(self.X[b].to(self.device))
-        if logits.ndim == 3:  # a bag: the mean of the members' own losses (AdamW steps do not
-            # depend on the scale, so each member moves as if trained alone)
-            m = logits.shape[1]
-            logits, y, w = logits.reshape(-1, logits.shape[2]), y.repeat_interleave(m), w.repeat_interleave(m)
-        ce = self.loss_fn(logits, y)
+        w = self.sw[b].to(self.device)
+        ce = self.loss_fn(model(self.X[b].to(self.device)), self.y[b].to(self.device))
         return (ce * w).sum() / w.sum()  # a weighted mean, as torch's class-weighted loss
 
     def validate(self) -> dict[str, Any] | None:
