@@ -186,3 +186,20 @@ def test_auto_multisize_candidate_is_fitted_when_the_encoder_takes_a_size_and_re
     # an encoder given in code cannot be rebuilt at other sizes: the candidate is left out
     given = Categorizer(cfg, encoder=ColourEncoder()).fit(train)
     assert set(given.selection_["validation"]) == {"probe"}
+
+
+def test_head_candidate_reuses_the_multisize_first_size_head_when_it_is_the_same_fit(toy, sized_encoder, monkeypatch,
+                                                                                      one_torch_thread):
+    from tests.categorize.test_categorizer import SizedColourEncoder
+
+    monkeypatch.setattr(SizedColourEncoder, "fingerprint", lambda self: f"toy-sized|size={self.size}")
+    train, _ = toy.split(0.3, seed=0, stratify="articleType")
+    kw = {"label": "articleType", "encoder": sized_encoder, "val_size": 0.3, "candidates": ("head", "multisize"),
+          "head": {"hidden": 32, "epochs": 5, "lr": 0.02}, "refit": False}
+    same = Categorizer(CategorizeConfig(**kw, encoder_kwargs={"size": 160})).fit(train)  # the head at 160 px
+    head, multi = same.candidates_["head"], same.candidates_["multisize"]
+    assert head.head_ is multi.head_.members[0] and head.fit_seconds_ == 0
+    np.testing.assert_allclose(head.val_[1], multi.val_parts_[0])
+    assert same.selection_["validation"]["head"]["accuracy"] == head.head_.history_[head.head_.best_epoch_ - 1]["val_accuracy"]
+    other = Categorizer(CategorizeConfig(**kw)).fit(train)  # the head at the encoder's own 4 px: a fit of its own
+    assert other.candidates_["head"].head_ is not other.candidates_["multisize"].head_.members[0]

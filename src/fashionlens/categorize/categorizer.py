@@ -268,6 +268,8 @@ class Categorizer:
                                              (va_views[0], yi_va) if len(va) else None, log, list(self.classes_))
                 if len(va):
                     self.val_ = (yi_va, self._combine(va_views))
+                    self.val_parts_ = [self._padded(m.predict_proba(va_views[0][:, a:b]), m)  # per size
+                                       for m, (a, b) in zip(self.head_.members, self.head_.columns)]
             elif cfg.method == "head":
                 X, yy = np.concatenate(tr_views), np.tile(yi_tr, len(tr_views))
                 if cfg.balance == "oversample":
@@ -317,8 +319,11 @@ class Categorizer:
 
     # ---- predict ------------------------------------------------------------------------------
     def _combine(self, views: list[np.ndarray]) -> np.ndarray:
-        proba = np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
-        cols = getattr(self.head_, "classes_", None)  # a trained head's columns: the classes it saw
+        return self._padded(np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32),
+                            self.head_)
+
+    def _padded(self, proba: np.ndarray, head: Any) -> np.ndarray:
+        cols = getattr(head, "classes_", None)  # a trained head's columns: the classes it saw
         if cols is None or len(cols) == len(self.classes_):
             return proba
         out = np.zeros((len(proba), len(self.classes_)), np.float32)  # a class it never saw: probability 0
