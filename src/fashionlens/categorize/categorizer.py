@@ -35,11 +35,11 @@ from fashionlens.categorize.heads import (
     DEFAULT_TEMPLATES,
     HEADS,
     Captioner,
-    EnsembleHead,
     MLPHead,
     ProbeHead,
     ZeroShotHead,
     build_captioner,
+    fit_block_heads,
 )
 from fashionlens.categorize.select import DEFAULT_CANDIDATES, check_candidates
 from fashionlens.config import Config
@@ -264,8 +264,9 @@ class Categorizer:
             tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
             va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
             if cfg.method == "head" and cfg.sizes:
-                self.head_ = _heads_per_size(cfg, len(cfg.sizes), tr_views[0], yi_tr, _sample_weight(weights, yi_tr),
-                                             (va_views[0], yi_va) if len(va) else None, log, list(self.classes_))
+                self.head_ = fit_block_heads({"seed": cfg.seed, **cfg.head}, len(cfg.sizes), tr_views[0], yi_tr,
+                                             _sample_weight(weights, yi_tr), (va_views[0], yi_va) if len(va) else None,
+                                             log, list(self.classes_))
                 if len(va):
                     self.val_ = (yi_va, self._combine(va_views))
                     self.val_parts_ = [self._padded(m.predict_proba(va_views[0][:, a:b]), m)  # per size
@@ -509,21 +510,6 @@ def _resolve(name: str, root: Path, method: str) -> str:
         p = resolve_run_dir(name, root)
         return str(p) if p.is_dir() else name  # a folder, else a registry name
     return resolve_ref(name, root)
-def _heads_per_size(cfg: CategorizeConfig, n: int, X: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
-                    val: tuple[np.ndarray, np.ndarray] | None, log: Any, names: list[str]) -> Any:
-    """One MLP head per equal block of columns (one input size each), each early-stopped on its own
-    validation score, averaged as an EnsembleHead. `head["epochs"]` may hold one count per size (a refit)."""
-    d = X.shape[1] // n
-    epochs = cfg.head.get("epochs")
-    members = []
-    for i in range(n):
-        kw = {"seed": cfg.seed, **cfg.head, **({"epochs": epochs[i]} if isinstance(epochs, (list, tuple)) else {})}
-        cols = slice(i * d, (i + 1) * d)
-        members.append(MLPHead(**kw).fit(X[:, cols], y, sw, eval_set=None if val is None else ([val[0][:, cols]], val[1]),
-                                         log=log, class_names=names))
-    return EnsembleHead(members, [1.0] * n, [[i * d, (i + 1) * d] for i in range(n)])
-
-
 def _sample_weight(class_weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
     return None if class_weight is None else class_weight[y]
 

@@ -425,6 +425,20 @@ class EnsembleHead:
         return cls(members, params["temperatures"], params.get("columns"))  # saved before columns: all
 
 
+def fit_block_heads(kwargs: dict[str, Any], n: int, X: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
+                    val: tuple[np.ndarray, np.ndarray] | None, log: Any, names: Sequence[str]) -> EnsembleHead:
+    """One `MLPHead(**kwargs)` per block of X's columns cut into `n` equal blocks (one input size each), each
+    early-stopped on its own block of `val`, averaged. `kwargs["epochs"]` may be one count per block."""
+    d, epochs = X.shape[1] // n, kwargs.get("epochs")
+    members = []
+    for i in range(n):
+        kw = {**kwargs, **({"epochs": epochs[i]} if isinstance(epochs, (list, tuple)) else {})}
+        cols = slice(i * d, (i + 1) * d)
+        members.append(MLPHead(**kw).fit(X[:, cols], y, sw, eval_set=None if val is None else ([val[0][:, cols]], val[1]),
+                                         log=log, class_names=names))
+    return EnsembleHead(members, [1.0] * n, [[i * d, (i + 1) * d] for i in range(n)])
+
+
 HEADS: dict[str, Any] = {"zeroshot": ZeroShotHead, "probe": ProbeHead, "head": MLPHead, "caption": ProbeHead,
                          "cosine": CosineHead, "ensemble": EnsembleHead}
 
