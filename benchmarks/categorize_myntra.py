@@ -133,7 +133,9 @@ def main() -> None:
             truth = [str(v) for v in clean_labels(test.column(label))]
             preds.setdefault((label, run), {})[size] = (truth, clf.predict(test))
             for name, cand in getattr(clf, "candidates_", {}).items():  # auto: every candidate on the same test
-                if name == clf.selection_["chosen"]:  # its row is the run's; paired across sizes by name too
+                # the chosen one's row is the run's (paired across sizes by name too), unless refitted on
+                # train + validation: then the candidate as validation scored it gets its own row
+                if name == clf.selection_["chosen"] and not clf.selection_.get("refit"):
                     preds.setdefault((label, f"{run}:{name}"), {})[size] = preds[(label, run)][size]
                     continue
                 r = cand.evaluate(test)

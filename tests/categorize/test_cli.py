@@ -85,6 +85,8 @@ def test_default_train_prints_held_out_cis_beside_the_probe(myntra_dir, tmp_path
     meta = json.loads((out / "categorizer.json").read_text())
     sel = meta["selection"]
     assert set(sel["validation"]) == {"probe", "head", "finetune"} and meta["config"]["method"] == sel["chosen"]
+    if sel["chosen"] != "finetune":  # what validation chose, fitted again on all 72 fit items (the fine-tune is not)
+        assert sel["refit"]["items"] == meta["n_train"] == 72 and "then refitted on all 72 fit items" in r.output
     r = runner.invoke(app, [*args, "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)

@@ -39,6 +39,7 @@ from fashionlens.categorize.heads import (
     ProbeHead,
     ZeroShotHead,
     build_captioner,
+    fit_block_heads,
 )
 from fashionlens.categorize.select import DEFAULT_CANDIDATES, check_candidates
 from fashionlens.config import Config
@@ -72,8 +73,14 @@ class CategorizeConfig(Config):
     # keyword arguments for the encoder's factory (plain JSON, e.g. {"size": 224}), saved with the model
     # so a loaded one rebuilds the same encoder; {}: the encoder's own defaults (Lite0: 160 px)
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    # method head: features = the encoder at each of these input sizes side by side (each size embedded
+    # and cached on its own), one MLP head per size, probabilities averaged; (): the encoder as it is
+    sizes: tuple[int, ...] = ()
     method: str = "auto"  # auto: the candidate held-out validation favours over the probe (select.py)
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES  # method auto: what it chooses from (the probe always)
+    # method auto: fit the chosen candidate again on train + validation (select.py::refit); the
+    # validation split still chooses it
+    refit: bool = True
     text_encoder: str = "minilm-l6"  # caption method: embeds captions for the text classifier
     val_size: float = 0.1  # share of the fit catalog held out for early stopping / model choice
     seed: int = 0
@@ -105,6 +112,11 @@ class CategorizeConfig(Config):
             raise InvalidInputError(f"encoder_kwargs must be a mapping of keyword arguments, not {self.encoder_kwargs!r}")
         self.templates = tuple(self.templates)
         self.candidates = tuple(self.candidates)
+        self.sizes = tuple(self.sizes)
+        if self.sizes and (self.method != "head" or self.tta or self.augment != "none"
+                           or not all(isinstance(z, int) and z > 0 for z in self.sizes)):
+            raise InvalidInputError(f"sizes {list(self.sizes)}: positive input sizes for method head, without "
+                                    "flip/TTA views (tta=False, augment='none')")
         check_candidates(self.candidates)
         if self.method == "finetune":
             from fashionlens.categorize.tune import TuneConfig
@@ -163,11 +175,21 @@ class Categorizer:
             return embed_images(enc, [str(p) for p in images], cache_dir=self.cache_dir, progress=self.progress)
         return enc.encode_images(images)
 
+    def sized_encoders(self) -> list[Encoder]:
+        """`config.sizes`: the encoder rebuilt at each input size (its name + encoder_kwargs + size)."""
+        if not hasattr(self, "_sized"):
+            cfg = self.config
+            self._sized = [self._create(cfg.encoder, "config.encoder", {**cfg.encoder_kwargs, "size": z})
+                           for z in cfg.sizes]
+        return self._sized
+
     def _views(self, images: Catalog | list[Any], train: bool = False) -> list[np.ndarray]:
         """Feature views of the images: the photo, its mirror (TTA / flip augmentation), random copies."""
         cfg = self.config
         if cfg.method == "caption":
             return [self._caption_features(images)]
+        if cfg.sizes:  # one view: every size's features side by side
+            return [np.concatenate([self._embed(e, images) for e in self.sized_encoders()], axis=1)]
         views = [self._embed(self.encoder, images)]
         trained = cfg.method == "head"
         if (cfg.tta and not train) or (train and trained and cfg.augment == "flip"):
@@ -241,7 +263,15 @@ class Categorizer:
         else:
             tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
             va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
-            if cfg.method == "head":
+            if cfg.method == "head" and cfg.sizes:
+                self.head_ = fit_block_heads({"seed": cfg.seed, **cfg.head}, len(cfg.sizes), tr_views[0], yi_tr,
+                                             _sample_weight(weights, yi_tr), (va_views[0], yi_va) if len(va) else None,
+                                             log, list(self.classes_))
+                if len(va):
+                    self.val_ = (yi_va, self._combine(va_views))
+                    self.val_parts_ = [self._padded(m.predict_proba(va_views[0][:, a:b]), m)  # per size
+                                       for m, (a, b) in zip(self.head_.members, self.head_.columns)]
+            elif cfg.method == "head":
                 X, yy = np.concatenate(tr_views), np.tile(yi_tr, len(tr_views))
                 if cfg.balance == "oversample":
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
@@ -258,7 +288,7 @@ class Categorizer:
                     pos = oversample(yy, cfg.oversample_to, cfg.seed)
                     X, yy = X[pos], yy[pos]
                 self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, _sample_weight(weights, yy))
-        if len(va) and cfg.method not in ("head", "finetune"):  # one summary line for heads without epochs
+        if len(va) and (cfg.method not in ("head", "finetune") or cfg.sizes):  # one line for heads without epochs
             proba = self._combine(va_views or self._views(catalog.subset(va)))
             m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
             self.val_ = (yi_va, proba)
@@ -290,8 +320,11 @@ class Categorizer:
 
     # ---- predict ------------------------------------------------------------------------------
     def _combine(self, views: list[np.ndarray]) -> np.ndarray:
-        proba = np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32)
-        cols = getattr(self.head_, "classes_", None)  # a trained head's columns: the classes it saw
+        return self._padded(np.mean([self.head_.predict_proba(v) for v in views], axis=0).astype(np.float32),
+                            self.head_)
+
+    def _padded(self, proba: np.ndarray, head: Any) -> np.ndarray:
+        cols = getattr(head, "classes_", None)  # a trained head's columns: the classes it saw
         if cols is None or len(cols) == len(self.classes_):
             return proba
         out = np.zeros((len(proba), len(self.classes_)), np.float32)  # a class it never saw: probability 0
@@ -401,7 +434,8 @@ class Categorizer:
             config[key] = _record(config[key], root, self.config.method)
         write_manifest(root, "categorizer", config, **{
             "encoder": config["encoder"],
-            "encoder_fingerprint": None if self.config.method == "caption" else self.encoder.fingerprint(),
+            "encoder_fingerprint": None if self.config.method == "caption" else
+            " + ".join(e.fingerprint() for e in (self.sized_encoders() if self.config.sizes else [self.encoder])),
             "classes": [str(c) for c in self.classes_],
             "merged_into_other": self.merged_,
             "hierarchy": self.hierarchy_.to_dict(),

@@ -378,16 +378,21 @@ def temperature(proba: np.ndarray, y: np.ndarray) -> float:
 
 
 class EnsembleHead:
-    """The mean of its members' temperature-calibrated probabilities (members on the same features and
-    classes, e.g. the probe and the MLP head): calibration keeps the sharper member from outvoting the
-    other by confidence alone."""
+    """The mean of its members' temperature-calibrated probabilities (members on the same classes, e.g.
+    the probe and the MLP head): calibration keeps the sharper member from outvoting the other by
+    confidence alone. `columns[i]` = (start, stop): member i reads only those feature columns (e.g. one
+    MLP head per input size of side-by-side features); None: all of them."""
 
     kind = "ensemble"
 
-    def __init__(self, members: Sequence[Any], temperatures: Sequence[float]):
+    def __init__(self, members: Sequence[Any], temperatures: Sequence[float],
+                 columns: Sequence[Sequence[int] | None] | None = None):
         if len(members) != len(temperatures) or not members:
             raise ValueError(f"an ensemble needs one temperature per member, got {len(members)} / {len(temperatures)}")
         self.members, self.temperatures = list(members), [float(t) for t in temperatures]
+        self.columns = [None if c is None else [int(c[0]), int(c[1])] for c in (columns or [None] * len(members))]
+        if len(self.columns) != len(self.members):
+            raise ValueError(f"an ensemble needs one column range per member, got {len(self.columns)}")
         self.classes_ = getattr(self.members[0], "classes_", None)  # the columns, as the members' own
 
     @classmethod
@@ -401,11 +406,12 @@ class EnsembleHead:
                        axis=0).astype(np.float32)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.combine([m.predict_proba(X) for m in self.members])
+        return self.combine([m.predict_proba(X if c is None else X[:, c[0] : c[1]])
+                             for m, c in zip(self.members, self.columns)])
 
     def params(self) -> dict[str, Any]:
         return {"members": [{"kind": m.kind, "params": m.params()} for m in self.members],
-                "temperatures": self.temperatures}
+                "temperatures": self.temperatures, "columns": self.columns}
 
     def state(self) -> dict[str, np.ndarray]:
         return {f"{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.state().items()}
@@ -416,7 +422,21 @@ class EnsembleHead:
         for i, m in enumerate(params["members"]):
             own = {k[len(f"{i}."):]: v for k, v in s.items() if k.startswith(f"{i}.")}
             members.append(HEADS[m["kind"]].from_state(own, m["params"]))
-        return cls(members, params["temperatures"])
+        return cls(members, params["temperatures"], params.get("columns"))  # saved before columns: all
+
+
+def fit_block_heads(kwargs: dict[str, Any], n: int, X: np.ndarray, y: np.ndarray, sw: np.ndarray | None,
+                    val: tuple[np.ndarray, np.ndarray] | None, log: Any, names: Sequence[str]) -> EnsembleHead:
+    """One `MLPHead(**kwargs)` per block of X's columns cut into `n` equal blocks (one input size each), each
+    early-stopped on its own block of `val`, averaged. `kwargs["epochs"]` may be one count per block."""
+    d, epochs = X.shape[1] // n, kwargs.get("epochs")
+    members = []
+    for i in range(n):
+        kw = {**kwargs, **({"epochs": epochs[i]} if isinstance(epochs, (list, tuple)) else {})}
+        cols = slice(i * d, (i + 1) * d)
+        members.append(MLPHead(**kw).fit(X[:, cols], y, sw, eval_set=None if val is None else ([val[0][:, cols]], val[1]),
+                                         log=log, class_names=names))
+    return EnsembleHead(members, [1.0] * n, [[i * d, (i + 1) * d] for i in range(n)])
 
 
 HEADS: dict[str, Any] = {"zeroshot": ZeroShotHead, "probe": ProbeHead, "head": MLPHead, "caption": ProbeHead,

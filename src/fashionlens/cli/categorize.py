@@ -64,9 +64,12 @@ def train(
     seed: int = typer.Option(0),
     cache_dir: Path | None = typer.Option(None, help="embedding cache (default: the fashionlens cache)"),
     check_images: bool = typer.Option(True, help="decode every photo while importing"),
-    candidates: str = typer.Option("probe,head,ensemble", help="method auto: what it chooses from, comma-separated "
-                                   "(probe, head, ensemble = the two calibrated and averaged, finetune = the last "
+    candidates: str = typer.Option("probe,head,ensemble,multisize", help="method auto: what it chooses from, "
+                                   "comma-separated (probe, head, ensemble = the two calibrated and averaged, "
+                                   "multisize = one head at 160 px and one at 224 px averaged, finetune = the last "
                                    "block on cached activations; slow on a CPU)"),
+    refit: bool = typer.Option(True, help="method auto: fit the chosen candidate again on train + validation "
+                               "(the head for the epoch count validation chose)"),
     baseline: bool = typer.Option(True, help="also fit the logistic probe and score it on the same held-out "
                                   "items (method auto fits it anyway)"),
     json_out: bool = typer.Option(False, "--json", help="print the training summary and held-out metrics as JSON"),
@@ -86,7 +89,7 @@ def train(
                            method=method, seed=seed, min_class_size=min_class_size,
                            cap_per_class=cap_per_class, balance=balance, augment=augment, tta=tta,
                            prompt_children=prompt_children, class_prompts=prompts,
-                           candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
+                           candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()), refit=refit,
                            head={"epochs": epochs} if epochs else {},
                            tune={"unfreeze_blocks": unfreeze_blocks, **({"epochs": epochs} if epochs else {})}
                            if method == "finetune" else {})
@@ -121,6 +124,13 @@ def train(
         print_table([{"candidate": n, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
                       "fit_s": m["fit_seconds"], "chosen": "*" if n == selection["chosen"] else ""}
                      for n, m in selection["validation"].items()])
+        if selection.get("refit"):
+            r = selection["refit"]
+            epochs = [x["epochs"] for x in (r["settings"] if isinstance(r["settings"], list) else [r["settings"]])
+                      if "epochs" in x]
+            typer.echo(f"then refitted on all {r['items']} fit items (train + validation"
+                       f"{f', head for {epochs[0]} epochs' if epochs else ''}) in {r['fit_seconds']:.1f}s; "
+                       "the baseline probe below is the candidate fitted on the train part")
     _summary(res)
     typer.echo(f"held-out test, {res['n']} items, 95% bootstrap CIs:")
     typer.echo(_ci_line(f"{clf.config.method} (this model)", res))
