@@ -72,3 +72,9 @@ def test_entry_point_encoder_is_listed_and_created(plugin_dist: str) -> None:
     enc = create(plugin_dist, dim=6)
     assert isinstance(enc, CharHistogramEncoder) and enc.dim == 6
     assert enc.encode_texts(["abc"]).shape == (1, 6)
+
+
+def test_accepts_reads_the_registered_factorys_keywords() -> None:
+    assert registry.accepts("efficientnet-lite0.stages", "size")  # what auto's multisize candidate needs
+    assert not registry.accepts("efficientnet-lite0.stages", "no_such_keyword")
+    assert not registry.accepts("tests.encoders.test_plugins:make", "size")  # not introspected: not registered

@@ -35,11 +35,8 @@ from fashionlens.categorize.heads import (
     DEFAULT_TEMPLATES,
     HEADS,
     Captioner,
-    MLPHead,
-    ProbeHead,
     ZeroShotHead,
     build_captioner,
-    fit_block_heads,
 )
 from fashionlens.categorize.select import DEFAULT_CANDIDATES, check_candidates
 from fashionlens.config import Config
@@ -261,33 +258,9 @@ class Categorizer:
             self._encoder, self.head_, self.history_ = (finetune_cached(*args) if tcfg.cached
                                                         else finetune(*args, checkpoint))
         else:
-            tr_views, yi_tr = _decoded_only(self._views(catalog.subset(tr), train=True), yi_tr)
-            va_views, yi_va = _decoded_only(self._views(catalog.subset(va)), yi_va) if len(va) else ([], yi_va)
-            if cfg.method == "head" and cfg.sizes:
-                self.head_ = fit_block_heads({"seed": cfg.seed, **cfg.head}, len(cfg.sizes), tr_views[0], yi_tr,
-                                             _sample_weight(weights, yi_tr), (va_views[0], yi_va) if len(va) else None,
-                                             log, list(self.classes_))
-                if len(va):
-                    self.val_ = (yi_va, self._combine(va_views))
-                    self.val_parts_ = [self._padded(m.predict_proba(va_views[0][:, a:b]), m)  # per size
-                                       for m, (a, b) in zip(self.head_.members, self.head_.columns)]
-            elif cfg.method == "head":
-                X, yy = np.concatenate(tr_views), np.tile(yi_tr, len(tr_views))
-                if cfg.balance == "oversample":
-                    pos = oversample(yy, cfg.oversample_to, cfg.seed)
-                    X, yy = X[pos], yy[pos]
-                self.head_ = MLPHead(**{"seed": cfg.seed, **cfg.head}).fit(
-                    X, yy, _sample_weight(weights, yy), eval_set=(va_views, yi_va) if len(va) else None, log=log,
-                    class_names=list(self.classes_))
-                self.history_ = self.head_.history_
-                if len(va):  # kept (not saved) for an ensemble built from this fit
-                    self.val_ = (yi_va, self._combine(va_views))
-            else:
-                X, yy = tr_views[0], yi_tr
-                if cfg.balance == "oversample":
-                    pos = oversample(yy, cfg.oversample_to, cfg.seed)
-                    X, yy = X[pos], yy[pos]
-                self.head_ = ProbeHead(C=cfg.probe_C).fit(X, yy, _sample_weight(weights, yy))
+            from fashionlens.categorize.frozen import fit_frozen
+
+            va_views, yi_va = fit_frozen(self, catalog.subset(tr), yi_tr, catalog.subset(va), yi_va, weights, log)
         if len(va) and (cfg.method not in ("head", "finetune") or cfg.sizes):  # one line for heads without epochs
             proba = self._combine(va_views or self._views(catalog.subset(va)))
             m = classification_metrics(yi_va, proba.argmax(1), list(self.classes_), proba)
@@ -510,16 +483,6 @@ def _resolve(name: str, root: Path, method: str) -> str:
         p = resolve_run_dir(name, root)
         return str(p) if p.is_dir() else name  # a folder, else a registry name
     return resolve_ref(name, root)
-def _sample_weight(class_weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
-    return None if class_weight is None else class_weight[y]
-
-
-def _decoded_only(views: list[np.ndarray], y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Views and labels without the items whose photo failed to decode (zero rows, already reported)."""
-    ok = decoded(views[0])
-    return [v[ok] for v in views], y[ok]
-
-
 def _open_all(images: list[Any]) -> list[Any]:
     """Open every path (PIL images pass through); a non-image raises ImageError naming the file."""
     from fashionlens.catalog.images import open_image

@@ -227,14 +227,10 @@ def first_size_of(clf: Categorizer, multi: Categorizer) -> Categorizer:
 def _takes_size(clf: Categorizer) -> bool:
     """Whether the config's encoder can be rebuilt at other input sizes: a registry factory taking
     `size`, and no other encoder given in its place."""
-    import inspect
+    from fashionlens.encoders.registry import accepts
 
-    from fashionlens.encoders.registry import _REGISTRY, _load_families
-
-    _load_families()
-    entry = _REGISTRY.get(clf.config.encoder)
     given = clf._encoder is None or getattr(clf._encoder, "name", None) == clf.config.encoder
-    return given and entry is not None and "size" in inspect.signature(entry.factory).parameters
+    return given and accepts(clf.config.encoder, "size")
 
 
 def _own_weights(encoder: Any) -> Any:

@@ -115,6 +115,14 @@ def list_encoders() -> list[ModelCard]:
     return [_REGISTRY[k].card for k in sorted(_REGISTRY)]
 
 
+def accepts(name: str, keyword: str) -> bool:
+    """Whether the encoder registered as `name` takes the factory keyword `keyword` (e.g. `size`);
+    False for an unregistered name (a `module:factory` or `run:<dir>` is not introspected)."""
+    _load_families()
+    entry = _REGISTRY.get(name)
+    return entry is not None and keyword in inspect.signature(entry.factory).parameters
+
+
 def create(name: str, **kwargs: Any) -> Encoder:
     """Build an encoder by registry name, `module:factory`, or `run:<dir>` (a trained one).
 
