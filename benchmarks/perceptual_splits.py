@@ -49,6 +49,8 @@ IDEAS = {
     "colour-jitter-s1": {**BASE, "aug_strength": 1.0},
     "colour-jitter-s2": BASE,  # the default before this round
     "rgb-colour-jitter-s1": {**BASE, **PLAIN, "aug_strength": 1.0},
+    "colour-jitter-s3": {**BASE, "aug_strength": 3.0},
+    "colour-jitter-s2-8views": {**BASE, "n_views": 8},
     # head capacity / regularisation / loss
     "dropout-0.3": {**BASE, "dropout": 0.3},
     "hidden-256": {**BASE, "hidden": 256},
@@ -57,6 +59,9 @@ IDEAS = {
     "epochs-8": {**BASE, "epochs": 8, "patience": 3},
     "lowrank-256": {**BASE, "head": "lowrank", "rank": 256},
     "lowrank-128": {**BASE, "head": "lowrank", "rank": 128},
+    "lowrank-64": {**BASE, "head": "lowrank", "rank": 64},
+    "lowrank-128-x5": {**BASE, "head": "lowrank", "rank": 128, "n_heads": 5},
+    "lowrank-128-x5-s3": {**BASE, "head": "lowrank", "rank": 128, "n_heads": 5, "aug_strength": 3.0},
     "diagonal": {**BASE, "head": "diagonal"},
     "heads-3": {**BASE, "n_heads": 3},
     # multi-layer features (LPIPS-like): Lite0 final map + blocks 3-6, mean + max pooled, 3,968-d per input
