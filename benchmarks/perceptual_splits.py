@@ -1,12 +1,12 @@
 """Perceptual heads over several reference splits (issue 20): 2AFC as rendered, under the SYNTHETIC
 relighting proxy (`lighting.relight`, strength 2: the shared set has one rendered lighting) and the
 gap between them, per split and pooled, with CIs that resample held-out reference images, and
-paired differences against the previous default and the default.
+paired differences against the previous default and the default before this round (`TODAY`).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/perceptual_splits.py OUT run [SEEDS [IDEA ...]]
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/perceptual_splits.py OUT summary SEEDS [IDEA ...]
 
-SEEDS: comma list (default 0,1,2,3,4); seed s = `PerceptualConfig(split="reference", seed=s)`:
+SEEDS: comma list (default 0,1,2,3,4; docs/bench/perceptual.md also reports 5-9); seed s = `PerceptualConfig(split="reference", seed=s)`:
 test = 20% of the reference images, validation = 15% of the rest (early stopping only). Heads are
 fitted with `fit_head` and the config's own settings (batch, epochs, patience, loss) on features
 from the product's `PerceptualEncoder.features` (`view_features`, cached under OUT/cache). The
