@@ -61,8 +61,8 @@ class PerceptualConfig(Config):
     temperature: float = 0.05
     head: str = "mlp"  # "mlp" (linear skip + residual MLP), "lowrank" (projection to `rank`), "diagonal"
     hidden: int = 512
-    # 0.3, chosen over ten reference-split ideas (low-rank, diagonal, averaged heads, multi-layer features) on
-    # splits 0-2: relit-proxy gap -0.003, as rendered +0.002 vs 0.1 (docs/bench/perceptual.md)
+    # 0.3: chosen on reference splits 0-2 against low-rank, diagonal and averaged heads and multi-layer features;
+    # over ten splits the relit-proxy gap is -0.003 vs 0.1, as rendered level (docs/bench/perceptual.md)
     dropout: float = 0.3
     rank: int = 256  # output width of the "lowrank" head
     n_heads: int = 1  # >1: that many heads fitted with seeds seed, seed + 1, ..., their cosines averaged
