@@ -1,12 +1,12 @@
 """Perceptual heads over several reference splits (issue 20): 2AFC as rendered, under the SYNTHETIC
 relighting proxy (`lighting.relight`, strength 2: the shared set has one rendered lighting) and the
 gap between them, per split and pooled, with CIs that resample held-out reference images, and
-paired differences against the previous default and the default.
+paired differences against the previous default and the default before this round (`TODAY`).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/perceptual_splits.py OUT run [SEEDS [IDEA ...]]
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/perceptual_splits.py OUT summary SEEDS [IDEA ...]
 
-SEEDS: comma list (default 0,1,2,3,4); seed s = `PerceptualConfig(split="reference", seed=s)`:
+SEEDS: comma list (default 0,1,2,3,4; docs/bench/perceptual.md also reports 5-9); seed s = `PerceptualConfig(split="reference", seed=s)`:
 test = 20% of the reference images, validation = 15% of the rest (early stopping only). Heads are
 fitted with `fit_head` and the config's own settings (batch, epochs, patience, loss) on features
 from the product's `PerceptualEncoder.features` (`view_features`, cached under OUT/cache). The
@@ -33,21 +33,43 @@ from fashionlens.perceptual.evaluate import cosine_distances, summarize_splits, 
 from fashionlens.perceptual.train import PerceptualConfig, fit_head  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "material-triplets" / "triplets.csv"
+# PerceptualConfig() before this round, spelled out so that the ideas below stay what they were
+# measured as whatever the default becomes
+BASE = {"encoders": ["efficientnet-lite0"], "inputs": ["rgb", "grey_world"], "pool_views": 8, "head": "mlp",
+        "hidden": 512, "dropout": 0.1, "weight_decay": 1e-4, "epochs": 30, "patience": 5, "n_heads": 1,
+        "n_views": 4, "aug_family": "colour_jitter", "aug_strength": 2.0}
 PLAIN = {"inputs": ["rgb"], "pool_views": 1}
+STAGES = {"encoders": ["efficientnet-lite0.stages"]}
 IDEAS = {
-    "untuned": {**PLAIN, "untuned": True},
-    "previous-default": {**PLAIN, "n_views": 4, "aug_family": "photometric", "aug_strength": 2.0},
-    "plain-mlp": PLAIN,
-    "default": {"n_views": 1},  # the default before colour_jitter views (rgb + grey world, pooled)
+    "untuned": {**BASE, **PLAIN, "untuned": True},
+    "previous-default": {**BASE, **PLAIN, "n_views": 4, "aug_family": "photometric", "aug_strength": 2.0},
+    "plain-mlp": {**BASE, **PLAIN, "n_views": 1},
+    "default": {**BASE, "n_views": 1},  # the default before colour_jitter views (rgb + grey world, pooled)
     # training-time lighting jitter from other families than the test proxy (lighting.colour_jitter)
-    "colour-jitter-s1": {"n_views": 4, "aug_family": "colour_jitter", "aug_strength": 1.0},
-    "colour-jitter-s2": {"n_views": 4, "aug_family": "colour_jitter", "aug_strength": 2.0},  # the new default
-    "rgb-colour-jitter-s1": {**PLAIN, "n_views": 4, "aug_family": "colour_jitter", "aug_strength": 1.0},
+    "colour-jitter-s1": {**BASE, "aug_strength": 1.0},
+    "colour-jitter-s2": BASE,  # the default before this round
+    "rgb-colour-jitter-s1": {**BASE, **PLAIN, "aug_strength": 1.0},
+    "colour-jitter-s3": {**BASE, "aug_strength": 3.0},
+    "colour-jitter-s2-8views": {**BASE, "n_views": 8},
     # head capacity / regularisation / loss
-    "dropout-0.3": {"dropout": 0.3},
-    "hidden-256": {"hidden": 256},
-    "logistic": {"loss": "logistic", "temperature": 0.02},
+    "dropout-0.3": {**BASE, "dropout": 0.3},
+    "hidden-256": {**BASE, "hidden": 256},
+    "logistic": {**BASE, "loss": "logistic", "temperature": 0.02},
+    "wd-0.05": {**BASE, "weight_decay": 0.05},
+    "epochs-8": {**BASE, "epochs": 8, "patience": 3},
+    "lowrank-256": {**BASE, "head": "lowrank", "rank": 256},
+    "lowrank-128": {**BASE, "head": "lowrank", "rank": 128},
+    "lowrank-64": {**BASE, "head": "lowrank", "rank": 64},
+    "lowrank-128-x5": {**BASE, "head": "lowrank", "rank": 128, "n_heads": 5},
+    "lowrank-128-x5-s3": {**BASE, "head": "lowrank", "rank": 128, "n_heads": 5, "aug_strength": 3.0},
+    "diagonal": {**BASE, "head": "diagonal"},
+    "heads-3": {**BASE, "n_heads": 3},
+    # multi-layer features (LPIPS-like): Lite0 final map + blocks 3-6, mean + max pooled, 3,968-d per input
+    "stages-lowrank-256": {**BASE, **STAGES, "head": "lowrank", "rank": 256},
+    "stages-diagonal": {**BASE, **STAGES, "head": "diagonal"},
+    "stages-plain-lowrank-256": {**BASE, **STAGES, **PLAIN, "head": "lowrank", "rank": 256},
 }
+TODAY = "colour-jitter-s2"  # PerceptualConfig() before this round: the paired differences' reference
 
 
 def _input(cfg: PerceptualConfig):
@@ -127,7 +149,7 @@ def summary(out: Path, seeds: list[int], ideas: list[str]) -> None:
     def load(name: str) -> list[dict]:
         return [dict(np.load(out / "scores" / f"{name}-{s}.npz")) for s in seeds]
 
-    prev, default = load("previous-default"), load("default")
+    prev, default = load("previous-default"), load(TODAY)
     for name in ideas:
         cur = load(name)
         refs = [c["ref"] for c in cur]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from fashionlens.catalog.core import Catalog
 from fashionlens.encoders.base import Encoder
@@ -69,6 +70,78 @@ class PerceptualHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.mlp(x)
+
+
+class LowRankHead(nn.Module):
+    """A learned low-rank metric: x -> P x with P (rank x dim), no MLP; cosine in the projected
+    space. `init_from` starts P at the top right-singular vectors of training features, so training
+    starts near the untuned cosine; fewer parameters than the MLP to fit ~80 materials."""
+
+    def __init__(self, dim: int, rank: int = 256):
+        super().__init__()
+        self.proj = nn.Linear(dim, rank, bias=False)
+
+    def init_from(self, features: torch.Tensor) -> None:
+        """P's rows = the leading right-singular vectors of `features` (n, dim); rows beyond the
+        features' rank stay at their small random init."""
+        vh = torch.linalg.svd(features.float(), full_matrices=False).Vh
+        k = min(len(vh), self.proj.out_features)
+        with torch.no_grad():
+            self.proj.weight[:k] = vh[:k]
+            self.proj.weight[k:] *= 0.01
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class DiagonalHead(nn.Module):
+    """Per-channel weights on the features (LPIPS' linear layer on unit-norm parts), starting at 1."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
+class HeadAverage(nn.Module):
+    """K heads (e.g. fitted with different seeds): their outputs unit-normalised, side by side,
+    divided by sqrt(K), so the cosine between two outputs is the mean of the K heads' cosines."""
+
+    def __init__(self, heads: Sequence[nn.Module]):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = [F.normalize(h(x), dim=-1) for h in self.heads]
+        return torch.cat(z, dim=-1) / math.sqrt(len(z))
+
+
+HEAD_KINDS = ("mlp", "lowrank", "diagonal")
+
+
+def perceptual_head(dim: int, kind: str = "mlp", hidden: int = 512, dropout: float = 0.1, rank: int = 256,
+                    n_heads: int = 1) -> nn.Module:
+    """The head a perceptual config names: one of HEAD_KINDS, or `n_heads` > 1 of them averaged."""
+    if kind not in HEAD_KINDS:
+        raise InvalidInputError(f"unknown perceptual head '{kind}' (use {', '.join(HEAD_KINDS)})")
+    if n_heads < 1 or rank < 1:
+        raise InvalidInputError(f"perceptual head: n_heads ({n_heads}) and rank ({rank}) must be >= 1")
+
+    def one() -> nn.Module:
+        if kind == "lowrank":
+            return LowRankHead(dim, rank)
+        return DiagonalHead(dim) if kind == "diagonal" else PerceptualHead(dim, hidden, dropout)
+
+    return one() if n_heads == 1 else HeadAverage([one() for _ in range(n_heads)])
+
+
+def head_out_dim(head: nn.Module, dim: int) -> int:
+    """Width of `head`'s output for `dim`-wide input."""
+    if isinstance(head, HeadAverage):
+        return sum(head_out_dim(h, dim) for h in head.heads)
+    return head.proj.out_features if isinstance(head, LowRankHead) else dim
 
 
 

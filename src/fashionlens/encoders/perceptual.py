@@ -102,7 +102,12 @@ class PerceptualEncoder(Encoder):
         if unknown or not 1 <= self.pool_views <= 8:
             raise InvalidInputError(f"perceptual encoder: unknown input(s) {unknown} (use rgb, "
                                     f"{', '.join(INVARIANT_INPUTS)}) or pool_views {self.pool_views} not in 1-8")
-        self.dim = sum(b.dim for b in self.bases) * len(self.inputs)
+        self.in_dim = sum(b.dim for b in self.bases) * len(self.inputs)  # the head's input (`features`)
+        self.dim = self.in_dim
+        if head is not None:  # a low-rank or averaged head changes the width
+            from fashionlens.encoders.nn import head_out_dim
+
+            self.dim = head_out_dim(head, self.in_dim)
         self.preprocess = self.bases[0].preprocess
         self.batch_size = max(b.batch_size for b in self.bases)
         self._hash = ""
@@ -149,7 +154,7 @@ class PerceptualEncoder(Encoder):
         return ModelCard(
             name=self.name, modalities=self.modalities, dim=self.dim, preprocess=self.preprocess,
             source=f"{mode} alignment of {' + '.join(map(str, base))} on similarity triplets",
-            pooling="base pooling" + (" + MLP head" if self.head is not None else ""),
+            pooling="base pooling" + (f" + {self.config.get('head', 'mlp')} head" if self.head is not None else ""),
             notes=f"trained on {self.config.get('triplets_source', 'human')} triplets; "
                   f"val 2AFC {self.config.get('best_val_2afc', float('nan')):.3f}",
         )
@@ -172,7 +177,7 @@ class PerceptualEncoder(Encoder):
         refs = {k: self.config[k] for k in ("base_kwargs",) if k in self.config}  # how the base is built
         config = {k: v for k, v in self.config.items() if k not in ("base", "base_kwargs")}
         write_manifest(root, "perceptual", config, name=self.name, base=base, **refs, head=self.head is not None,
-                       in_dim=self.dim)
+                       in_dim=self.in_dim)
         self._hash = ""
 
 
@@ -201,7 +206,7 @@ def load_perceptual(root: Path) -> PerceptualEncoder:
     """Rebuild the base encoder(s) by name, then load the head / merged backbone weights."""
     from safetensors.torch import load_file
 
-    from fashionlens.encoders.nn import PerceptualHead
+    from fashionlens.encoders.nn import perceptual_head
 
     root = Path(root)
     cfg_path = root / "encoder.json"
@@ -213,7 +218,9 @@ def load_perceptual(root: Path) -> PerceptualEncoder:
         bases[0].model.eval()
     head = None
     if cfg.get("head"):
-        head = PerceptualHead(int(cfg["in_dim"]), int(cfg["config"]["hidden"]), float(cfg["config"].get("dropout", 0.0)))
+        c = cfg["config"]  # runs saved before head kinds existed hold one MLP head
+        head = perceptual_head(int(cfg["in_dim"]), c.get("head", "mlp"), int(c["hidden"]), float(c.get("dropout", 0.0)),
+                               int(c.get("rank", 256)), int(c.get("n_heads", 1)))
         head.load_state_dict(load_file(str(root / HEAD_FILE)))
         head.eval()
     config = {**cfg["config"], **{k: cfg[k] for k in ("base_kwargs",) if k in cfg}}

@@ -64,7 +64,7 @@ class _HeadInput:
     side, each part unit norm), in the shape `view_features` embeds with."""
 
     def __init__(self, encoder: Any):
-        self.encoder, self.dim = encoder, encoder.dim
+        self.encoder, self.dim = encoder, encoder.in_dim
 
     def fingerprint(self) -> str:
         return f"head-input|{self.encoder.fingerprint()}"
@@ -85,7 +85,8 @@ def _head_encoder(bases: list[Any], images: list[str], train: Triplets, val: Tri
 
 def _encoder_config(cfg: PerceptualConfig, source: str, best_val: float = float("nan")) -> dict[str, Any]:
     return {"base": cfg.encoders[0] if len(cfg.encoders) == 1 else list(cfg.encoders),
-            "base_kwargs": cfg.encoder_kwargs, "mode": cfg.mode, "hidden": cfg.hidden, "dropout": cfg.dropout,
+            "base_kwargs": cfg.encoder_kwargs, "mode": cfg.mode, "head": cfg.head, "hidden": cfg.hidden, "dropout": cfg.dropout,
+            "rank": cfg.rank, "n_heads": cfg.n_heads,
             "inputs": list(cfg.inputs), "pool_views": cfg.pool_views, "triplets_source": source,
             "best_val_2afc": best_val}
 
@@ -111,6 +112,10 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
         raise InvalidInputError(f"unknown mode '{cfg.mode}' (use 'mlp' or 'lora')")
     if cfg.aug_family not in ("photometric", "colour_jitter"):  # "relight" would train on the test proxy
         raise InvalidInputError(f"unknown aug_family '{cfg.aug_family}' (use 'photometric' or 'colour_jitter')")
+    if cfg.mode == "mlp":  # a bad head kind fails before minutes of feature passes
+        from fashionlens.encoders.nn import perceptual_head
+
+        perceptual_head(1, cfg.head, 1, cfg.dropout, cfg.rank, cfg.n_heads)
     if cfg.mode == "lora" and len(cfg.encoders) != 1:
         raise InvalidInputError("LoRA trains one backbone; give exactly one encoder (ensembles: mode 'mlp')")
     if cfg.mode == "lora":  # the adapters learn from the photos themselves: no extra inputs, no pooling
