@@ -10,14 +10,6 @@ from torch.nn import functional as F
 from fashionlens.perceptual.evaluate import cosine_distances, two_afc_scores
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _hue_task(rotate: bool, n_views: int = 4, dim: int = 24, seed: int = 0):
     """Hue-wheel items under a per-view nuisance in `dim` - 2 other dims (rotated into all dims or
     axis-aligned); triplet votes follow the hue. Returns features and (train, val, test) triplets

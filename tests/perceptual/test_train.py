@@ -22,15 +22,6 @@ def _colour_triplets(colours: np.ndarray, n: int, seed: int) -> tuple[np.ndarray
     return idx, (d_l < d_r).astype(float)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one torch thread avoids spin-waiting (a 10x slowdown under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_mlp_head_learns_the_true_distance_from_nuisance_dominated_features():
     from fashionlens.perceptual.train import PerceptualConfig, fit_head
 
