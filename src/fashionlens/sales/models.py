@@ -38,7 +38,7 @@ def _date_parts(df: pd.DataFrame) -> np.ndarray:
     for c in df.columns:
         d = pd.to_datetime(df[c], errors="coerce")
         angle = 2 * np.pi * (d.dt.month.to_numpy(dtype=float) - 1) / 12
-        cols += [(d.dt.year + d.dt.dayofyear / 366).to_numpy(dtype=float) - 2000, np.sin(angle), np.cos(angle)]
+        cols += [(d.dt.year + d.dt.day_of_year / 366).to_numpy(dtype=float) - 2000, np.sin(angle), np.cos(angle)]
     return np.column_stack(cols)
 
 
