@@ -67,3 +67,9 @@ class _Lines:
             self.last = now
             while self.step and self.next_at <= self.done:
                 self.next_at += self.step
+
+
+def status(message: str) -> None:
+    """One line on stderr about a step of long work (what starts, what it scored), unless silenced."""
+    if enabled():
+        print(message, file=sys.stderr, flush=True)

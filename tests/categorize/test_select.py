@@ -59,6 +59,20 @@ def test_auto_fits_candidates_keeps_the_rules_choice_and_saves_it_as_that_method
     assert again.selection_ == json.loads(json.dumps(sel))
 
 
+def test_auto_says_on_stderr_which_candidate_it_fits_and_what_it_scored(toy, capsys, monkeypatch, one_torch_thread):
+    monkeypatch.setenv("FASHIONLENS_PROGRESS", "auto")  # progress on, plain lines (not a terminal)
+    cfg = CategorizeConfig(label="articleType", val_size=0.3, candidates=("probe", "head"),
+                           head={"hidden": 16, "epochs": 2, "lr": 0.02})
+    clf = Categorizer(cfg, encoder=ColourEncoder(), progress=True).fit(toy)
+    err = capsys.readouterr().err
+    assert "candidate 1/2 'probe'" in err and "candidate 2/2 'head'" in err  # minutes of silence before
+    acc = clf.selection_["validation"]["probe"]["accuracy"]
+    assert f"'probe' validation accuracy {acc:.3f}" in err
+    assert f"'{clf.selection_['chosen']}' chosen; refitting" in err
+    Categorizer(cfg, encoder=ColourEncoder(), progress=False).fit(toy)
+    assert "candidate" not in capsys.readouterr().err  # progress=False: quiet
+
+
 def test_auto_needs_a_validation_split(toy):
     with pytest.raises(InvalidInputError, match="val_size"):
         Categorizer(CategorizeConfig(label="articleType", val_size=0, candidates=("probe",)),

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fashionlens.errors import InvalidInputError
+from fashionlens.progress import status
 
 if TYPE_CHECKING:
     from fashionlens.catalog.core import Catalog
@@ -100,7 +101,9 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
     t0 = time.perf_counter()
     fitted: dict[str, Categorizer] = {}
     scores: dict[str, dict[str, float]] = {}
-    for name in names:
+    say = status if clf.progress else (lambda message: None)
+    for i, name in enumerate(names, 1):
+        say(f"method auto: candidate {i}/{len(names)} '{name}'")
         sub_cfg = candidate_config(cfg, name)
         enc = clf._encoder
         if sub_cfg.method == "finetune":  # it changes the backbone's weights in place: its own copy
@@ -119,9 +122,12 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
                                     f"raise val_size (now {cfg.val_size}) or label more items")
         scores[name] = {"accuracy": float(best["val_accuracy"]), "macro_f1": float(best["val_macro_f1"]),
                         "fit_seconds": round(sub.fit_seconds_, 1)}
+        say(f"method auto: '{name}' validation accuracy {scores[name]['accuracy']:.3f}, macro F1 "
+            f"{scores[name]['macro_f1']:.3f}, fitted in {sub.fit_seconds_:.0f} s")
     chosen = choose(scores)
     win, refitted = fitted[chosen], None
     if cfg.refit and win.config.method in REFITTABLE:
+        say(f"method auto: '{chosen}' chosen; refitting it on train + validation")
         win = refit(win, catalog, log_path=None if log_path is None else f"{log_path}.{chosen}.refit")
         refitted = {"items": win.n_train_, "fit_seconds": round(win.fit_seconds_, 1), "settings": win.refit_}
     for attr in ("config", "head_", "classes_", "merged_", "hierarchy_", "fit_ids_", "history_", "n_train_",
