@@ -84,6 +84,7 @@ def test_default_train_prints_held_out_cis_beside_the_probe(myntra_dir, tmp_path
     assert "probe (baseline, same split)" in r.output and "95% bootstrap CIs" in r.output
     meta = json.loads((out / "categorizer.json").read_text())
     sel = meta["selection"]
+    assert f"auto -> {sel['chosen']}" in r.output and f"{sel['chosen']} (this model)" in r.output
     assert set(sel["validation"]) == {"probe", "head", "finetune"} and meta["config"]["method"] == sel["chosen"]
     if sel["chosen"] != "finetune":  # what validation chose, fitted again on all 72 fit items (the fine-tune is not)
         assert sel["refit"]["items"] == meta["n_train"] == 72 and "then refitted on all 72 fit items" in r.output
@@ -97,3 +98,13 @@ def test_default_train_prints_held_out_cis_beside_the_probe(myntra_dir, tmp_path
         assert lo <= m["accuracy"] <= hi and hi - lo > 0
         lo, hi = m["ci95"]["macro_f1"]
         assert lo <= m["macro_f1"] <= hi
+
+
+def test_the_output_names_the_candidate_auto_chose_not_its_underlying_method():
+    from types import SimpleNamespace
+
+    from fashionlens.cli.categorize import shown_method
+
+    multisize = SimpleNamespace(config=SimpleNamespace(method="head"), selection_={"chosen": "multisize"})
+    assert shown_method(multisize) == "multisize"  # printed "auto -> head" before
+    assert shown_method(SimpleNamespace(config=SimpleNamespace(method="probe"))) == "probe"  # chosen by hand

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -114,7 +115,7 @@ def train(
                     "merged": list(clf.merged_), "fit_seconds": round(clf.fit_seconds_, 2), "load_average": load,
                     "selection": selection, "evaluation": res, "baseline_probe": base_res})
         return
-    chosen = f"auto -> {clf.config.method}" if selection else clf.config.method
+    chosen = f"auto -> {shown_method(clf)}" if selection else clf.config.method
     typer.echo(f"{label} ({chosen}, {clf.config.encoder}): {len(fit_pos)} fit / {len(test_pos)} test items, "
                f"{len(clf.classes_)} classes, trained in {clf.fit_seconds_:.1f}s (load average {load:.1f})")
     if clf.merged_:
@@ -133,7 +134,7 @@ def train(
                        "the baseline probe below is the candidate fitted on the train part")
     _summary(res)
     typer.echo(f"held-out test, {res['n']} items, 95% bootstrap CIs:")
-    typer.echo(_ci_line(f"{clf.config.method} (this model)", res))
+    typer.echo(_ci_line(f"{shown_method(clf)} (this model)", res))
     if base_res:
         typer.echo(_ci_line("probe (baseline, same split)", base_res))
     typer.echo(f"model + report: {out}")
@@ -226,3 +227,9 @@ def _summary(res: dict) -> None:
     if res["labels_unseen"]["n"]:
         typer.echo(f"labels the model never saw (excluded): {res['labels_unseen']['n']} items "
                    f"({', '.join(list(res['labels_unseen']['labels'])[:10])})")
+
+
+def shown_method(clf: Any) -> str:
+    """The name a user chose or auto's rule picked ("multisize" is method head over several sizes)."""
+    selection = getattr(clf, "selection_", None)
+    return selection["chosen"] if selection else clf.config.method
