@@ -140,6 +140,8 @@ def fit_auto(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Catego
     return clf
 
 
+# what a categoriser built from others' fits (ensemble, refit, shared head) takes from them: classes and split
+SPLIT_STATE = ("classes_", "merged_", "hierarchy_", "fit_ids_", "n_train_", "n_val_")
 REFITTABLE = ("probe", "head", "ensemble")  # methods; the fine-tune is not: one fit costs tens of CPU minutes
 
 
@@ -159,7 +161,7 @@ def refit(clf: Categorizer, catalog: Catalog, log_path: Any = None) -> Categoriz
         again = Categorizer(replace(cfg, val_size=0.0), encoder=clf._encoder, cache_dir=clf.cache_dir,
                             progress=clf.progress)
         again.head_ = EnsembleHead([m.head_ for m in members], clf.head_.temperatures)
-        for attr in ("classes_", "merged_", "hierarchy_", "fit_ids_", "n_train_", "n_val_"):
+        for attr in SPLIT_STATE:
             setattr(again, attr, getattr(members[0], attr))
         again.members_, again.refit_ = members, [m.refit_ for m in members]
     else:
@@ -201,7 +203,7 @@ def ensemble_of(clf: Categorizer, members: list[Categorizer]) -> Categorizer:
     y_val = first.val_[0]
     clf.head_ = EnsembleHead.calibrated([m.head_ for m in members], [m.val_[1] for m in members], y_val)
     clf.members_ = members  # what a refit fits again
-    for attr in ("classes_", "merged_", "hierarchy_", "fit_ids_", "n_train_", "n_val_"):
+    for attr in SPLIT_STATE:
         setattr(clf, attr, getattr(first, attr))
     proba = clf.head_.combine([m.val_[1] for m in members])
     m = classification_metrics(y_val, proba.argmax(1), list(clf.classes_), proba)
@@ -222,7 +224,7 @@ def first_size_of(clf: Categorizer, multi: Categorizer) -> Categorizer:
     """`clf` becomes the first-size MLP head of a fitted multi-size candidate (the same fit), scored on
     the same validation items."""
     clf.head_ = multi.head_.members[0]
-    for attr in ("classes_", "merged_", "hierarchy_", "fit_ids_", "n_train_", "n_val_"):
+    for attr in SPLIT_STATE:
         setattr(clf, attr, getattr(multi, attr))
     clf.val_ = (multi.val_[0], multi.val_parts_[0])
     clf.history_ = clf.head_.history_

@@ -121,13 +121,18 @@ class HeadAverage(nn.Module):
 HEAD_KINDS = ("mlp", "lowrank", "diagonal")
 
 
-def perceptual_head(dim: int, kind: str = "mlp", hidden: int = 512, dropout: float = 0.1, rank: int = 256,
-                    n_heads: int = 1) -> nn.Module:
-    """The head a perceptual config names: one of HEAD_KINDS, or `n_heads` > 1 of them averaged."""
+def check_head(kind: str, rank: int = 256, n_heads: int = 1) -> None:
+    """Refuse head settings `perceptual_head` cannot build, naming the bad one."""
     if kind not in HEAD_KINDS:
         raise InvalidInputError(f"unknown perceptual head '{kind}' (use {', '.join(HEAD_KINDS)})")
     if n_heads < 1 or rank < 1:
         raise InvalidInputError(f"perceptual head: n_heads ({n_heads}) and rank ({rank}) must be >= 1")
+
+
+def perceptual_head(dim: int, kind: str = "mlp", hidden: int = 512, dropout: float = 0.1, rank: int = 256,
+                    n_heads: int = 1) -> nn.Module:
+    """The head a perceptual config names: one of HEAD_KINDS, or `n_heads` > 1 of them averaged."""
+    check_head(kind, rank, n_heads)
 
     def one() -> nn.Module:
         if kind == "lowrank":

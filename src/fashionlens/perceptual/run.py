@@ -113,9 +113,9 @@ def train_perceptual(cfg: PerceptualConfig, triplets: Triplets | None = None,
     if cfg.aug_family not in ("photometric", "colour_jitter"):  # "relight" would train on the test proxy
         raise InvalidInputError(f"unknown aug_family '{cfg.aug_family}' (use 'photometric' or 'colour_jitter')")
     if cfg.mode == "mlp":  # a bad head kind fails before minutes of feature passes
-        from fashionlens.encoders.nn import perceptual_head
+        from fashionlens.encoders.nn import check_head
 
-        perceptual_head(1, cfg.head, 1, cfg.dropout, cfg.rank, cfg.n_heads)
+        check_head(cfg.head, cfg.rank, cfg.n_heads)
     if cfg.mode == "lora" and len(cfg.encoders) != 1:
         raise InvalidInputError("LoRA trains one backbone; give exactly one encoder (ensembles: mode 'mlp')")
     if cfg.mode == "lora":  # the adapters learn from the photos themselves: no extra inputs, no pooling
